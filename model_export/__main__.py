@@ -1,0 +1,33 @@
+"""`python -m model_export <command>`: one CLI for the model's whole life cycle."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> module that defines `configure(parser)` and `run(args) -> int`
+COMMANDS: dict[str, tuple[str, str]] = {
+    "summary": ("model_export.summary", "parameter count and multiply-accumulates"),
+    "convert": ("model_export.convert", "convert a published checkpoint to ONNX"),
+    "export": ("model_export.export", "export one of our training checkpoints to ONNX"),
+    "train": ("model_export.train", "train a stacked hourglass"),
+    "evaluate": ("model_export.evaluate", "PCKh of a checkpoint or ONNX model"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m model_export", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, (module, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text)
+        if name == wanted:  # import only the command that runs: keeps --help and start-up fast
+            importlib.import_module(module).configure(sub_parser)
+    args = parser.parse_args(argv)
+    return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

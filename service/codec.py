@@ -1,0 +1,211 @@
+"""Keypoints <-> heatmaps, in one coordinate convention.
+
+Convention (used by training targets, the decoder and the service):
+pixel centres sit at integer coordinates, so the centre of the top-left pixel is
+(0, 0). A heatmap coordinate ``h`` maps to network-input coordinate
+``(h + 0.5) * stride - 0.5`` and back with :func:`input_to_heatmap`.
+
+With this convention mirroring is exact: flipping an input of width ``W`` maps
+``x -> W - 1 - x`` and flipping its heatmap of width ``w = W / stride`` maps
+``h -> w - 1 - h``, so flip averaging needs no half-pixel shift.
+
+Pure numpy: the service imports it without torch, training imports it for its
+targets, so encoder and decoder cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+Refine = Literal["none", "quarter", "dark"]
+REFINE_METHODS: tuple[str, ...] = ("none", "quarter", "dark")
+
+
+def heatmap_to_input(h: np.ndarray | float, stride: int) -> np.ndarray | float:
+    """Heatmap coordinate -> network-input coordinate."""
+    return (h + 0.5) * stride - 0.5
+
+
+def input_to_heatmap(x: np.ndarray | float, stride: int) -> np.ndarray | float:
+    """Network-input coordinate -> heatmap coordinate."""
+    return (x + 0.5) / stride - 0.5
+
+
+def flip_heatmaps(heatmaps: np.ndarray, flip_index: Sequence[int]) -> np.ndarray:
+    """Heatmaps of a mirrored image, brought back to the original image's frame.
+
+    ``heatmaps`` is ``(..., K, h, w)``; the width axis is reversed and each joint
+    takes the channel of its mirror partner.
+    """
+    return np.ascontiguousarray(heatmaps[..., list(flip_index), :, ::-1])
+
+
+def gaussian_kernel1d(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian of radius ceil(3 sigma)."""
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_blur(heatmaps: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur over the last two axes (edge padding), any leading shape."""
+    kernel = gaussian_kernel1d(sigma)
+    r = len(kernel) // 2
+    lead = [(0, 0)] * (heatmaps.ndim - 2)
+    out = heatmaps.astype(np.float32, copy=False)
+    h, w = out.shape[-2:]
+    padded = np.pad(out, [*lead, (0, 0), (r, r)], mode="edge")
+    out = sum(kernel[i] * padded[..., :, i : i + w] for i in range(len(kernel)))
+    padded = np.pad(out, [*lead, (r, r), (0, 0)], mode="edge")
+    return sum(kernel[i] * padded[..., i : i + h, :] for i in range(len(kernel)))
+
+
+class HeatmapCodec:
+    """Encode keypoints as Gaussian heatmaps and decode heatmaps to keypoints.
+
+    Coordinates on both sides are network-input pixels, ``(..., K, 2)`` as (x, y).
+    """
+
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (256, 256),
+        stride: int = 4,
+        sigma: float = 1.0,
+        dark_blur_sigma: float = 1.0,
+    ) -> None:
+        height, width = input_size
+        if height % stride or width % stride:
+            raise ValueError(f"input size {input_size} is not a multiple of the stride {stride}")
+        if sigma <= 0 or dark_blur_sigma <= 0:
+            raise ValueError("sigma must be positive")
+        self.input_size = (int(height), int(width))
+        self.stride = int(stride)
+        self.heatmap_size = (height // stride, width // stride)
+        self.sigma = float(sigma)
+        self.dark_blur_sigma = float(dark_blur_sigma)
+
+    # ------------------------------------------------------------------ encode
+    def encode(
+        self, keypoints: np.ndarray, visible: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Training targets for one figure.
+
+        ``keypoints`` is ``(K, 2)`` input pixels, ``visible`` ``(K,)`` truthy where
+        the joint is labelled and visible. Returns heatmaps ``(K, h, w)`` float32
+        (peak 1 at the exact sub-pixel location) and per-joint weights ``(K,)``
+        float32: 0 for invisible joints and for joints whose Gaussian centre lies
+        off the heatmap.
+        """
+        keypoints = np.asarray(keypoints, dtype=np.float32)
+        if keypoints.ndim != 2 or keypoints.shape[1] != 2:
+            raise ValueError(f"keypoints must be (K, 2), got {keypoints.shape}")
+        k = keypoints.shape[0]
+        vis = np.ones(k, bool) if visible is None else np.asarray(visible).astype(bool)
+        if vis.shape != (k,):
+            raise ValueError(f"visible must be ({k},), got {vis.shape}")
+        hh, hw = self.heatmap_size
+        mu = input_to_heatmap(keypoints, self.stride)
+        inside = (
+            np.isfinite(mu).all(axis=1)
+            & (mu[:, 0] >= -0.5)
+            & (mu[:, 0] <= hw - 0.5)
+            & (mu[:, 1] >= -0.5)
+            & (mu[:, 1] <= hh - 0.5)
+        )
+        weights = (vis & inside).astype(np.float32)
+        mu = np.where(np.isfinite(mu), mu, 0.0)
+        xs = np.arange(hw, dtype=np.float32)
+        ys = np.arange(hh, dtype=np.float32)
+        gx = np.exp(-((xs[None, :] - mu[:, 0:1]) ** 2) / (2 * self.sigma**2))
+        gy = np.exp(-((ys[None, :] - mu[:, 1:2]) ** 2) / (2 * self.sigma**2))
+        heatmaps = gy[:, :, None] * gx[:, None, :] * weights[:, None, None]
+        return heatmaps.astype(np.float32), weights
+
+    # ------------------------------------------------------------------ decode
+    def decode(
+        self, heatmaps: np.ndarray, refine: Refine = "quarter"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints from heatmaps ``(..., K, h, w)``.
+
+        Returns ``(coords, scores)``: coords ``(..., K, 2)`` float32 (x, y) in
+        network-input pixels, scores ``(..., K)`` float32, the heatmap value at
+        the peak. Vectorised over every leading axis.
+        """
+        if refine not in REFINE_METHODS:
+            raise ValueError(f"refine must be one of {REFINE_METHODS}, got {refine!r}")
+        hm = np.asarray(heatmaps, dtype=np.float32)
+        if hm.ndim < 3:
+            raise ValueError(f"heatmaps must be (..., K, h, w), got {hm.shape}")
+        lead, (h, w) = hm.shape[:-2], hm.shape[-2:]
+        flat = hm.reshape(-1, h, w)
+        peaks, scores = _argmax2d(flat)
+        if refine == "quarter":
+            peaks = peaks + _quarter_offset(flat, peaks)
+        elif refine == "dark":
+            peaks = peaks + _dark_offset(flat, peaks, self.dark_blur_sigma)
+        coords = heatmap_to_input(peaks, self.stride).astype(np.float32)
+        return coords.reshape(*lead, 2), scores.reshape(lead)
+
+
+def _argmax2d(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer peak (x, y) and value for each map of ``(M, h, w)``."""
+    m, h, w = flat.shape
+    idx = flat.reshape(m, -1).argmax(axis=1)
+    scores = flat.reshape(m, -1)[np.arange(m), idx]
+    peaks = np.stack([idx % w, idx // w], axis=1).astype(np.float32)
+    return peaks, scores.astype(np.float32)
+
+
+def _quarter_offset(flat: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """A quarter pixel toward the higher neighbour on each axis (Newell et al.)."""
+    m, h, w = flat.shape
+    rows = np.arange(m)
+    x = peaks[:, 0].astype(np.int64)
+    y = peaks[:, 1].astype(np.int64)
+    offset = np.zeros((m, 2), np.float32)
+    inner_x = (x > 0) & (x < w - 1)
+    inner_y = (y > 0) & (y < h - 1)
+    xl, xr = np.clip(x - 1, 0, w - 1), np.clip(x + 1, 0, w - 1)
+    yu, yd = np.clip(y - 1, 0, h - 1), np.clip(y + 1, 0, h - 1)
+    dx = flat[rows, y, xr] - flat[rows, y, xl]
+    dy = flat[rows, yd, x] - flat[rows, yu, x]
+    offset[:, 0] = np.where(inner_x, 0.25 * np.sign(dx), 0.0)
+    offset[:, 1] = np.where(inner_y, 0.25 * np.sign(dy), 0.0)
+    return offset
+
+
+def _dark_offset(flat: np.ndarray, peaks: np.ndarray, blur_sigma: float) -> np.ndarray:
+    """Distribution-aware refinement (Zhang et al., CVPR 2020).
+
+    Blur the heatmap, take its log and move the peak by one Newton step,
+    ``-H^-1 grad``, with central differences at the integer maximum. Steps that
+    are not a local maximum or land more than a pixel away are dropped.
+    """
+    m, h, w = flat.shape
+    logs = np.log(np.maximum(gaussian_blur(flat, blur_sigma), 1e-10))
+    padded = np.pad(logs, ((0, 0), (2, 2), (2, 2)), mode="edge")
+    rows = np.arange(m)
+    x = peaks[:, 0].astype(np.int64) + 2
+    y = peaks[:, 1].astype(np.int64) + 2
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return padded[rows, y + dy, x + dx].astype(np.float64)
+
+    centre = at(0, 0)
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    hxx = 0.25 * (at(0, 2) - 2 * centre + at(0, -2))
+    hyy = 0.25 * (at(2, 0) - 2 * centre + at(-2, 0))
+    hxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = hxx * hyy - hxy**2
+    ok = (det > 1e-12) & (hxx < 0)  # negative definite: a true maximum
+    safe = np.where(ok, det, 1.0)
+    ox = -(hyy * gx - hxy * gy) / safe
+    oy = -(hxx * gy - hxy * gx) / safe
+    ok &= (np.abs(ox) <= 1.0) & (np.abs(oy) <= 1.0)
+    offset = np.stack([np.where(ok, ox, 0.0), np.where(ok, oy, 0.0)], axis=1)
+    return offset.astype(np.float32)
