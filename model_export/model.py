@@ -50,9 +50,7 @@ class Hourglass(nn.Module):
         self.up = Residual(features, features)
         self.pool = nn.MaxPool2d(2, 2)
         self.down = Residual(features, features)
-        self.inner: nn.Module = (
-            Hourglass(order - 1, features) if order > 1 else Residual(features, features)
-        )
+        self.inner: nn.Module = Hourglass(order - 1, features) if order > 1 else Residual(features, features)
         self.out = Residual(features, features)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
@@ -118,9 +116,7 @@ class StackedHourglass(nn.Module):
             raise ValueError(f"features must be even (bottlenecks halve it), got {features}")
         self.stacks, self.features, self.joints, self.order = stacks, features, joints, order
         self.stem = Stem(features)
-        self.stages = nn.ModuleList(
-            Stack(features, joints, order, merge=i < stacks - 1) for i in range(stacks)
-        )
+        self.stages = nn.ModuleList(Stack(features, joints, order, merge=i < stacks - 1) for i in range(stacks))
 
     @property
     def input_multiple(self) -> int:

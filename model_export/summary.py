@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
     macs = count_macs(model, args.size, args.size)
     print(f"stacks={args.stacks} features={args.features} joints={args.joints} order={args.order}")
     print(f"parameters: {params:,} ({params / 1e6:.2f} M)")
-    print(f"multiply-accumulates per {args.size}x{args.size} image: {macs:,} ({macs / 1e9:.2f} G, {2 * macs / 1e9:.1f} GFLOP)")
+    gmacs = macs / 1e9
+    print(f"multiply-accumulates per {args.size}x{args.size} image: {macs:,} ({gmacs:.2f} G, {2 * gmacs:.1f} GFLOP)")
     return 0

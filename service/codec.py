@@ -89,9 +89,7 @@ class HeatmapCodec:
         self.dark_blur_sigma = float(dark_blur_sigma)
 
     # ------------------------------------------------------------------ encode
-    def encode(
-        self, keypoints: np.ndarray, visible: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Training targets for one figure.
 
         ``keypoints`` is ``(K, 2)`` input pixels, ``visible`` ``(K,)`` truthy where
@@ -126,9 +124,7 @@ class HeatmapCodec:
         return heatmaps.astype(np.float32), weights
 
     # ------------------------------------------------------------------ decode
-    def decode(
-        self, heatmaps: np.ndarray, refine: Refine = "quarter"
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, heatmaps: np.ndarray, refine: Refine = "quarter") -> tuple[np.ndarray, np.ndarray]:
         """Keypoints from heatmaps ``(..., K, h, w)``.
 
         Returns ``(coords, scores)``: coords ``(..., K, 2)`` float32 (x, y) in
@@ -183,17 +179,15 @@ def _dark_offset(flat: np.ndarray, peaks: np.ndarray, blur_sigma: float) -> np.n
 
     Blur the heatmap, take its log and move the peak by one Newton step,
     ``-H^-1 grad``, with central differences at the integer maximum. Steps that
-    are not a local maximum or land more than a pixel away are dropped.
+    are not a local maximum or land more than a pixel away are dropped. Only the
+    5x5 window the differences read is blurred (same values as blurring the whole
+    map with :func:`gaussian_blur`, at a fraction of the cost).
     """
-    m, h, w = flat.shape
-    logs = np.log(np.maximum(gaussian_blur(flat, blur_sigma), 1e-10))
-    padded = np.pad(logs, ((0, 0), (2, 2), (2, 2)), mode="edge")
-    rows = np.arange(m)
-    x = peaks[:, 0].astype(np.int64) + 2
-    y = peaks[:, 1].astype(np.int64) + 2
+    m = flat.shape[0]
+    logs = np.log(np.maximum(_blurred_window(flat, peaks, blur_sigma, half=2), 1e-10))
 
     def at(dy: int, dx: int) -> np.ndarray:
-        return padded[rows, y + dy, x + dx].astype(np.float64)
+        return logs[:, 2 + dy, 2 + dx].astype(np.float64)
 
     centre = at(0, 0)
     gx = 0.5 * (at(0, 1) - at(0, -1))
@@ -208,4 +202,23 @@ def _dark_offset(flat: np.ndarray, peaks: np.ndarray, blur_sigma: float) -> np.n
     oy = -(hxx * gy - hxy * gx) / safe
     ok &= (np.abs(ox) <= 1.0) & (np.abs(oy) <= 1.0)
     offset = np.stack([np.where(ok, ox, 0.0), np.where(ok, oy, 0.0)], axis=1)
-    return offset.astype(np.float32)
+    return offset.reshape(m, 2).astype(np.float32)
+
+
+def _blurred_window(flat: np.ndarray, peaks: np.ndarray, sigma: float, half: int) -> np.ndarray:
+    """:func:`gaussian_blur` of ``(M, h, w)`` maps, evaluated only at the ``(2 half + 1)^2`` pixels around
+    each peak (coordinates clamped to the map, like edge padding): ``(M, 2 half + 1, 2 half + 1)``.
+    """
+    kernel = gaussian_kernel1d(sigma)
+    taps = len(kernel)
+    m, h, w = flat.shape
+    window = np.arange(-half, half + 1)
+    reach = np.arange(taps) - taps // 2
+    ys = np.clip(peaks[:, 1].astype(np.int64)[:, None] + window, 0, h - 1)
+    xs = np.clip(peaks[:, 0].astype(np.int64)[:, None] + window, 0, w - 1)
+    rows = np.clip(ys[:, :, None] + reach, 0, h - 1)  # (M, window, taps)
+    cols = np.clip(xs[:, :, None] + reach, 0, w - 1)
+    maps = flat.astype(np.float32, copy=False)
+    patch = maps[np.arange(m)[:, None, None, None, None], rows[:, :, :, None, None], cols[:, None, None, :, :]]
+    across = sum(kernel[i] * patch[..., i] for i in range(taps))  # (M, window y, taps, window x): the row pass
+    return sum(kernel[j] * across[:, :, j, :] for j in range(taps))  # then the column pass

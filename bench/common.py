@@ -1,0 +1,179 @@
+"""Shared benchmark plumbing: timing statistics, machine description, test images, result files."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard to push: repetitions, durations and sizes for one run of the suite."""
+
+    name: str
+    warmup: int
+    repeat: int
+    load_seconds: float
+    load_max_requests: int
+    concurrency: tuple[int, ...]
+    case_budget_s: float  # most seconds of timed calls for one measured case
+
+
+ALL_LEVELS = (1, 4, 16, 64)
+PROFILES: dict[str, Profile] = {
+    "full": Profile("full", 5, 60, load_seconds=6.0, load_max_requests=2000, concurrency=ALL_LEVELS, case_budget_s=15),
+    "quick": Profile("quick", 2, 15, load_seconds=2.0, load_max_requests=200, concurrency=ALL_LEVELS, case_budget_s=5),
+    "smoke": Profile("smoke", 1, 2, load_seconds=0.5, load_max_requests=6, concurrency=(2,), case_budget_s=1),
+}
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """--smoke / --quick, --out and --model for every benchmark script."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="tiny model, a couple of iterations: checks the script runs")
+    mode.add_argument("--quick", action="store_true", help="fewer repetitions, for iterating")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON results")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="ONNX model (default: weights/default.onnx or a bench model)"
+    )
+
+
+def profile_of(args: argparse.Namespace) -> Profile:
+    return PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+
+
+# ---------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class Stats:
+    """Latency summary in milliseconds."""
+
+    n: int
+    median_ms: float
+    p95_ms: float
+    mean_ms: float
+    min_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Stats:
+        if not seconds:
+            raise ValueError("no samples")
+        ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+        return cls(
+            n=len(ms),
+            median_ms=round(float(np.median(ms)), 4),
+            p95_ms=round(float(np.percentile(ms, 95)), 4),
+            mean_ms=round(float(ms.mean()), 4),
+            min_ms=round(float(ms.min()), 4),
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+MIN_SAMPLES = 5
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeat: int, budget_s: float | None = None) -> Stats:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed one by one.
+
+    With ``budget_s`` the warm-up stops after a third of it (one call at least) and the timed calls
+    once it is spent (keeping at least ``MIN_SAMPLES``), so a slow machine cannot stretch the suite
+    without bound.
+    """
+    started = time.perf_counter()
+    for i in range(warmup):
+        if i and budget_s is not None and time.perf_counter() - started > budget_s / 3:
+            break
+        fn()
+    samples: list[float] = []
+    started = time.perf_counter()
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+        if budget_s is not None and len(samples) >= MIN_SAMPLES and time.perf_counter() - started > budget_s:
+            break
+    return Stats.of(samples)
+
+
+# ---------------------------------------------------------------------- machine
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, load, library versions."""
+    info: dict[str, Any] = {
+        "cpu_model": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    versions = {}
+    for package in ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "pillow", "fastapi", "uvicorn", "httpx"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    info["versions"] = versions
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------- images
+def synthetic_photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A photo-like RGB image: smooth colour fields plus fine noise (compresses like a real JPEG)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((max(2, height // 64), max(2, width // 64), 3)).astype(np.float32)
+    base = Image.fromarray((coarse * 255).astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
+    pixels = np.asarray(base, dtype=np.int16) + rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def jpeg_bytes(width: int, height: int, quality: int = 90, seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(width, height, seed).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------- results
+def write_result(out_dir: Path, name: str, config: dict[str, Any], results: Any) -> Path:
+    """Write ``{out_dir}/{name}.json`` with the machine description and return its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine_info(), "config": config, "results": results}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def print_rows(title: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Echo a result table to stdout while the suite runs."""
+    print(f"\n== {title}")
+    for row in rows:
+        print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))

@@ -1,0 +1,157 @@
+"""The model both sides of every comparison run: one PyTorch checkpoint and the ONNX file made from it.
+
+The shipped default is ``weights/default.onnx`` with the checkpoint it was exported from,
+``weights/default.pt``. Until both exist (or with ``--smoke``) the bench makes its own pair, a
+seeded random StackedHourglass exported here, cached under ``$HOURGLASS_BENCH_CACHE`` (default: the
+system temp dir), so ONNX Runtime and PyTorch always see the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.common import REPO_ROOT
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_ONNX = REPO_ROOT / "weights" / "default.onnx"
+DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / "default.pt"
+BENCH_ARCH = {"stacks": 2, "features": 64, "joints": 16, "order": 4}  # the default model's shape
+SMOKE_ARCH = {"stacks": 1, "features": 16, "joints": 16, "order": 4}
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    onnx_path: Path
+    checkpoint: Path | None  # None: no PyTorch twin known for this ONNX file
+    architecture: dict[str, int]
+    source: str  # "default", "random" or "given"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "onnx": str(self.onnx_path),
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "architecture": self.architecture,
+            "source": self.source,
+        }
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("HOURGLASS_BENCH_CACHE", Path(tempfile.gettempdir()) / "hourglass-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def bench_model(smoke: bool = False, onnx_path: Path | None = None) -> BenchModel:
+    """The model pair to benchmark (see the module docstring)."""
+    if onnx_path is not None:
+        twin = onnx_path.with_suffix(".pt")
+        return BenchModel(onnx_path, twin if twin.exists() else None, onnx_architecture(onnx_path), "given")
+    if not smoke and DEFAULT_ONNX.exists() and DEFAULT_CHECKPOINT.exists():
+        return BenchModel(DEFAULT_ONNX, DEFAULT_CHECKPOINT, onnx_architecture(DEFAULT_ONNX), "default")
+    arch = SMOKE_ARCH if smoke else BENCH_ARCH
+    stem = "random_hg{stacks}_f{features}_k{joints}_o{order}".format(**arch)
+    onnx_file, checkpoint = cache_dir() / f"{stem}.onnx", cache_dir() / f"{stem}.pt"
+    if not (onnx_file.exists() and checkpoint.exists()):
+        _make_random_pair(arch, onnx_file, checkpoint)
+    return BenchModel(onnx_file, checkpoint, dict(arch), "random")
+
+
+def onnx_architecture(path: Path) -> dict[str, int]:
+    """stacks/features/joints/order from the ONNX metadata, else the default model's shape."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    arch = dict(BENCH_ARCH)
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        arch.update({k: int(v) for k, v in json.loads(props.get("architecture", "{}")).items() if k in arch})
+    return arch
+
+
+def load_torch_model(model: BenchModel) -> torch.nn.Module:
+    """The PyTorch twin of ``model``, in eval mode.
+
+    The checkpoint is a state dict, or a dict holding one under ``model``/``state_dict``/``model_state``
+    (optionally with an ``architecture`` dict of stacks/features/joints/order).
+    """
+    import torch
+
+    from model_export.model import StackedHourglass
+
+    if model.checkpoint is None:
+        raise FileNotFoundError(f"no PyTorch checkpoint next to {model.onnx_path}")
+    blob = torch.load(model.checkpoint, map_location="cpu", weights_only=True)
+    arch = dict(model.architecture)
+    state = blob
+    if isinstance(blob, dict):
+        for key in ("model", "state_dict", "model_state"):
+            if isinstance(blob.get(key), dict):
+                state = blob[key]
+                break
+        if isinstance(blob.get("architecture"), dict):
+            arch.update({k: int(v) for k, v in blob["architecture"].items() if k in arch})
+    net = StackedHourglass(arch["stacks"], arch["features"], arch["joints"], arch["order"])
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def _make_random_pair(arch: dict[str, int], onnx_file: Path, checkpoint: Path) -> None:
+    import torch
+
+    from model_export.model import StackedHourglass
+    from service.metadata import ModelMetadata
+    from service.skeleton import KeypointLayout
+
+    torch.manual_seed(0)
+    net = StackedHourglass(arch["stacks"], arch["features"], arch["joints"], arch["order"]).eval()
+    torch.save({"model": net.state_dict(), "architecture": arch}, checkpoint)
+    meta = ModelMetadata(
+        layout=KeypointLayout.default_for(arch["joints"]),
+        architecture=arch,
+        provenance={"source": "bench fixture: seeded random weights (torch.manual_seed(0))"},
+    )
+    export_onnx(net, onnx_file, meta.to_props())
+
+
+def export_onnx(net: torch.nn.Module, path: Path, metadata_props: dict[str, str], size: int = 256) -> None:
+    """Export under the service's ONNX contract: input ``image``, output ``heatmaps``, dynamic batch."""
+    import warnings
+
+    import onnx
+    import torch
+
+    class LastStack(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)[:, -1]
+
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LastStack().eval(),
+            (torch.zeros(1, 3, size, size),),
+            str(tmp),
+            input_names=["image"],
+            output_names=["heatmaps"],
+            dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    for key, value in metadata_props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(tmp))
+    tmp.replace(path)

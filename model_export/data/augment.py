@@ -1,0 +1,250 @@
+"""The top-down crop recipe shared by every dataset: affine crop, augmentation, targets.
+
+Coordinates follow :mod:`service.codec`: pixel centres sit at integer coordinates,
+so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a 2x3 matrix that
+maps source pixels to crop pixels; its exact inverse maps predictions back.
+
+Every dataset returns the same sample, a dict of float32 numpy arrays:
+
+``image``      (3, H, W) RGB in [0, 1]
+``target``     (K, H/4, W/4) Gaussian heatmaps from :class:`~service.codec.HeatmapCodec`
+``weight``     (K,) 1 for joints that are labelled and inside the crop, else 0
+``keypoints``  (K, 2) joint positions in crop pixels (x, y)
+``visible``    (K,) 1 for joints that are labelled and inside the crop
+``head_size``  () 0.6 x head box diagonal in crop pixels (the PCKh normaliser)
+``inverse``    (2, 3) crop pixels -> source image pixels
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from service.codec import HeatmapCodec
+from service.skeleton import MPII
+
+INPUT_SIZE: tuple[int, int] = (256, 256)  # (H, W)
+HEATMAP_STRIDE = 4
+TARGET_SIGMA = 1.0
+
+
+def default_codec(input_size: tuple[int, int] = INPUT_SIZE) -> HeatmapCodec:
+    """The codec whose targets the network is trained on (sigma 1 at stride 4)."""
+    return HeatmapCodec(input_size=input_size, stride=HEATMAP_STRIDE, sigma=TARGET_SIGMA)
+
+
+# ---------------------------------------------------------------- geometry
+def crop_matrix(
+    center: Sequence[float],
+    size: float,
+    rotation: float = 0.0,
+    output_size: tuple[int, int] = INPUT_SIZE,
+    flip: bool = False,
+) -> np.ndarray:
+    """2x3 affine matrix, source pixels -> crop pixels.
+
+    The square source box of side ``size`` pixels centred on ``center`` (x, y)
+    fills the crop's height exactly (``[-0.5, H - 0.5]``); the content turns by
+    ``rotation`` degrees counter-clockwise as seen on screen; ``flip`` then
+    mirrors the crop horizontally (``x -> W - 1 - x``).
+    """
+    if size <= 0:
+        raise ValueError(f"crop size must be positive, got {size}")
+    out_h, out_w = output_size
+    scale = out_h / float(size)
+    theta = np.deg2rad(rotation)
+    cos, sin = np.cos(theta) * scale, np.sin(theta) * scale
+    linear = np.array([[cos, sin], [-sin, cos]], np.float64)
+    if flip:
+        linear[0] *= -1.0
+    out_centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
+    translation = out_centre - linear @ np.asarray(center, np.float64)
+    return np.concatenate([linear, translation[:, None]], axis=1)
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Exact inverse of a 2x3 affine matrix."""
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.shape != (2, 3):
+        raise ValueError(f"an affine matrix is 2x3, got {matrix.shape}")
+    linear_inv = np.linalg.inv(matrix[:, :2])
+    return np.concatenate([linear_inv, (-linear_inv @ matrix[:, 2])[:, None]], axis=1)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to points ``(..., 2)``."""
+    points = np.asarray(points, np.float64)
+    matrix = np.asarray(matrix, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _pil_affine_data(matrix: np.ndarray) -> tuple[float, ...]:
+    """PIL ``Image.AFFINE`` coefficients (output -> input) for a source -> output matrix.
+
+    PIL puts pixel centres at +0.5 on both sides; ours sit at integers, so
+    ``p_pil = p + 0.5`` on the input and the output.
+    """
+    inv = invert_affine(matrix)
+    lin, t = inv[:, :2], inv[:, 2]
+    offset = t - lin @ np.array([0.5, 0.5]) + 0.5
+    return (lin[0, 0], lin[0, 1], offset[0], lin[1, 0], lin[1, 1], offset[1])
+
+
+def warp_image(
+    image: np.ndarray | Image.Image,
+    matrix: np.ndarray,
+    output_size: tuple[int, int] = INPUT_SIZE,
+    fill: tuple[int, ...] | float = 0,
+) -> np.ndarray:
+    """Bilinear warp of ``image`` by ``matrix`` (source -> output) to ``output_size`` (H, W).
+
+    uint8 images (H, W) or (H, W, 3) warp as one PIL image; float images warp
+    channel by channel in PIL's 32-bit float mode. Pixels from outside the source
+    take ``fill``. Returns a numpy array of the input's dtype.
+    """
+    out_h, out_w = output_size
+    data = _pil_affine_data(matrix)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    image = np.asarray(image)
+    if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] in (3, 4)):
+        pil = Image.fromarray(image)
+        out = pil.transform((out_w, out_h), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR, fillcolor=fill)
+        return np.asarray(out)
+    planes = image[..., None] if image.ndim == 2 else image
+    fill_value = float(fill) if np.isscalar(fill) else 0.0
+    warped = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(planes[..., c], np.float32), mode="F").transform(
+                (out_w, out_h), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR, fillcolor=fill_value
+            )
+        )
+        for c in range(planes.shape[2])
+    ]
+    out = np.stack(warped, axis=-1)
+    return (out[..., 0] if image.ndim == 2 else out).astype(image.dtype, copy=False)
+
+
+def flip_labels(values: np.ndarray, flip_index: Sequence[int]) -> np.ndarray:
+    """Per-joint labels of a mirrored image: each joint takes its mirror partner's entry."""
+    return np.asarray(values)[list(flip_index)]
+
+
+def inside_crop(points: np.ndarray, output_size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """True where a point ``(..., 2)`` lies on the crop, ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``."""
+    out_h, out_w = output_size
+    x, y = points[..., 0], points[..., 1]
+    return np.isfinite(x) & np.isfinite(y) & (x >= -0.5) & (x <= out_w - 0.5) & (y >= -0.5) & (y <= out_h - 0.5)
+
+
+# ---------------------------------------------------------------- photometric
+def color_jitter(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    brightness: float = 0.2,
+    contrast: float = 0.2,
+    saturation: float = 0.2,
+    channel_gain: float = 0.05,
+) -> np.ndarray:
+    """Random brightness, contrast, saturation and per-channel gain of a float (..., 3) image in [0, 1]."""
+    out = image.astype(np.float32, copy=True)
+    out *= rng.uniform(1 - brightness, 1 + brightness)
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(1 - contrast, 1 + contrast) + mean
+    grey = out @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = (out - grey[..., None]) * rng.uniform(1 - saturation, 1 + saturation) + grey[..., None]
+    out *= rng.uniform(1 - channel_gain, 1 + channel_gain, size=3).astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+# ---------------------------------------------------------------- the recipe
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random crop parameters of the training recipe (Newell et al.: rotation +/-30, scale 0.75-1.25, flip)."""
+
+    rotation: float = 30.0  # degrees, uniform in [-rotation, rotation]
+    rotation_prob: float = 1.0
+    scale: tuple[float, float] = (0.75, 1.25)  # box size factor; > 1 zooms out
+    flip_prob: float = 0.5
+    shift: float = 0.0  # centre jitter, fraction of the box size (per axis, uniform)
+    shift_prob: float = 0.0
+    color: float = 0.2  # colour-jitter strength; 0 disables
+
+
+@dataclass(frozen=True)
+class CropParams:
+    """One draw of the random crop."""
+
+    scale: float = 1.0
+    rotation: float = 0.0
+    flip: bool = False
+    shift: tuple[float, float] = (0.0, 0.0)  # fraction of the box size
+
+
+def sample_crop_params(rng: np.random.Generator, config: AugmentConfig) -> CropParams:
+    """Draw scale, rotation, flip and shift for one sample."""
+    scale = float(rng.uniform(*config.scale))
+    rotation = float(rng.uniform(-config.rotation, config.rotation)) if rng.random() < config.rotation_prob else 0.0
+    flip = bool(rng.random() < config.flip_prob)
+    shift = (0.0, 0.0)
+    if config.shift > 0 and rng.random() < config.shift_prob:
+        shift = (float(rng.uniform(-config.shift, config.shift)), float(rng.uniform(-config.shift, config.shift)))
+    return CropParams(scale=scale, rotation=rotation, flip=flip, shift=shift)
+
+
+def top_down_sample(
+    image: np.ndarray | Image.Image,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    center: Sequence[float],
+    box_size: float,
+    head_size: float,
+    codec: HeatmapCodec | None = None,
+    params: CropParams | None = None,
+    rng: np.random.Generator | None = None,
+    config: AugmentConfig | None = None,
+    flip_index: Sequence[int] = tuple(MPII.flip_index),
+    fill: int | tuple[int, int, int] = 0,
+) -> dict[str, np.ndarray]:
+    """Crop one person and build its training sample (see the module docstring).
+
+    ``image`` is the uint8 RGB source, ``keypoints`` ``(K, 2)`` and ``head_size``
+    are in its pixels, ``box_size`` is the side of the square source region that
+    fills the crop before augmentation. With ``params`` the crop uses them; with
+    ``rng`` (and ``config``, default :class:`AugmentConfig`) it draws them and
+    jitters colours; with neither the crop is the plain, centred one.
+    """
+    codec = codec or default_codec()
+    config = config or AugmentConfig()
+    if params is None:
+        params = sample_crop_params(rng, config) if rng is not None else CropParams()
+    size = float(box_size) * params.scale
+    centre = np.asarray(center, np.float64) + np.asarray(params.shift) * float(box_size)
+    matrix = crop_matrix(centre, size, params.rotation, codec.input_size, params.flip)
+
+    crop = warp_image(image, matrix, codec.input_size, fill=fill)
+    pixels = crop.astype(np.float32) / 255.0
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if rng is not None and config.color > 0:
+        pixels = color_jitter(pixels, rng, config.color, config.color, config.color)
+
+    points = transform_points(keypoints, matrix)
+    labelled = np.asarray(visible).astype(bool)
+    if params.flip:
+        points = flip_labels(points, flip_index)
+        labelled = flip_labels(labelled, flip_index)
+    vis = labelled & inside_crop(points, codec.input_size)
+    target, weight = codec.encode(points, vis)
+    return {
+        "image": np.ascontiguousarray(pixels.transpose(2, 0, 1)),
+        "target": target,
+        "weight": weight,
+        "keypoints": points.astype(np.float32),
+        "visible": vis.astype(np.float32),
+        "head_size": np.float32(head_size * codec.input_size[0] / size),
+        "inverse": invert_affine(matrix).astype(np.float32),
+    }

@@ -1,0 +1,321 @@
+"""`python -m model_export evaluate`: PCKh of a training checkpoint or an ONNX model.
+
+The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
+(:class:`service.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
+(flip test). On MPII the predictions are mapped back to the original image with each sample's
+``inverse`` matrix and scored there against the official ground truth and head boxes; on the
+synthetic figures they are scored in crop pixels with each figure's own head size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from model_export.data.augment import transform_points
+from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
+from model_export.metrics import PCKhResult, pckh
+from service.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
+from service.skeleton import KeypointLayout
+
+THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
+DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
+
+
+class EvaluationError(Exception):
+    """A model or dataset that cannot be evaluated; the CLI prints it and exits with status 2."""
+
+
+class Runner(Protocol):
+    """A model as evaluation sees it: a batch of crops in, the last stack's heatmaps out."""
+
+    layout: KeypointLayout
+    input_size: tuple[int, int]  # (H, W)
+    stride: int
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` float32 RGB in [0, 1] -> ``(N, K, H/stride, W/stride)`` float32."""
+        ...
+
+
+class OnnxRunner:
+    """An exported model on ONNX Runtime's CPU provider, described by its metadata."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from service.metadata import ModelMetadata
+
+        path = Path(path)
+        if not path.is_file():
+            raise EvaluationError(f"{path}: ONNX model not found")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime raises its own exception types for unreadable models
+            raise EvaluationError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name = inputs[0].name
+        names = [o.name for o in outputs]
+        self.output_name = "heatmaps" if "heatmaps" in names else names[0]
+        shape = next(o.shape for o in outputs if o.name == self.output_name)
+        joints = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else None
+        try:
+            meta = ModelMetadata.from_props(
+                self.session.get_modelmeta().custom_metadata_map, num_joints=joints, input_hw=inputs[0].shape[2:]
+            )
+        except ValueError as exc:
+            raise EvaluationError(f"{path}: {exc}") from exc
+        self.layout = meta.layout
+        self.input_size = meta.input_size
+        self.stride = meta.heatmap_stride
+        self.description = f"onnx:{path}"
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(images, np.float32)})[0]
+        return out[:, -1] if out.ndim == 5 else out  # a model exporting every stack: keep the last
+
+
+class TorchRunner:
+    """A :class:`~model_export.model.StackedHourglass` in eval mode on the CPU (or ``device``)."""
+
+    def __init__(
+        self,
+        model: Any,
+        layout: KeypointLayout | None = None,
+        input_size: tuple[int, int] = (256, 256),
+        device: str = "cpu",
+        description: str = "torch",
+    ) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.layout = layout or KeypointLayout.default_for(model.joints)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.stride = 4
+        self.description = description
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> TorchRunner:
+        """Load a training checkpoint (``model`` state dict + ``config``, as ``train`` writes it)."""
+        from model_export.checkpoint import CheckpointError, load_checkpoint
+        from model_export.export import model_from_training_checkpoint
+
+        try:
+            checkpoint = load_checkpoint(path)
+            model = model_from_training_checkpoint(checkpoint)
+        except CheckpointError as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            raise EvaluationError(message) from exc
+        size = checkpoint.get("input_size") or (256, 256)
+        return cls(model, input_size=tuple(size), device=device, description=f"checkpoint:{path}")
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(images, np.float32)).to(self.device)
+            return self.model(x)[:, -1].float().cpu().numpy()
+
+
+def predict_dataset(
+    runner: Runner,
+    dataset: Sequence[dict[str, Any]],
+    *,
+    flip: bool = False,
+    refine: str = "quarter",
+    limit: int | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``runner`` over ``dataset`` and decode; returns ``(pred, gt, visible, head_size)``.
+
+    Samples are the dicts of :mod:`model_export.data.augment`. Where a sample carries ground truth
+    in source pixels (``source_keypoints``, ``source_visible``, ``source_head_size``, as MPII's do)
+    predictions are mapped there with its ``inverse``; otherwise everything stays in crop pixels.
+    ``pred``/``gt`` are ``(N, K, 2)``, ``visible`` ``(N, K)`` bool, ``head_size`` ``(N,)``.
+    """
+    if refine not in REFINE_METHODS:
+        raise ValueError(f"refine must be one of {REFINE_METHODS}, got {refine!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    codec = HeatmapCodec(runner.input_size, runner.stride)
+    flip_index = runner.layout.flip_index
+    total = len(dataset) if limit is None else min(int(limit), len(dataset))
+    preds, gts, visibles, heads = [], [], [], []
+    for start in range(0, total, batch_size):
+        samples = [dataset[i] for i in range(start, min(start + batch_size, total))]
+        images = np.stack([np.asarray(s["image"], np.float32) for s in samples])
+        if images.shape[2:] != runner.input_size:
+            raise EvaluationError(f"dataset crops are {images.shape[2:]} but the model expects {runner.input_size}")
+        heatmaps = runner(images)
+        if heatmaps.shape[1] != runner.layout.num_joints:
+            raise EvaluationError(f"model outputs {heatmaps.shape[1]} joints, layout has {runner.layout.num_joints}")
+        if flip:
+            mirrored = runner(np.ascontiguousarray(images[..., ::-1]))
+            heatmaps = 0.5 * (heatmaps + flip_heatmaps(mirrored, flip_index))
+        coords, _ = codec.decode(heatmaps, refine=refine)  # type: ignore[arg-type]
+        for sample, xy in zip(samples, coords, strict=True):
+            if SOURCE_KEYPOINTS in sample:
+                preds.append(transform_points(xy, np.asarray(sample["inverse"], np.float64)))
+                gts.append(np.asarray(sample[SOURCE_KEYPOINTS], np.float64))
+                visibles.append(np.asarray(sample[SOURCE_VISIBLE]) > 0)
+                heads.append(float(sample[SOURCE_HEAD_SIZE]))
+            else:
+                preds.append(xy.astype(np.float64))
+                gts.append(np.asarray(sample["keypoints"], np.float64))
+                visibles.append(np.asarray(sample["visible"]) > 0)
+                heads.append(float(sample["head_size"]))
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    k = runner.layout.num_joints
+    if not preds:
+        return np.zeros((0, k, 2)), np.zeros((0, k, 2)), np.zeros((0, k), bool), np.zeros(0)
+    return np.stack(preds), np.stack(gts), np.stack(visibles), np.asarray(heads)
+
+
+def score(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_size: np.ndarray, layout: KeypointLayout
+) -> dict[float, PCKhResult]:
+    """PCKh at every threshold of :data:`THRESHOLDS`."""
+    return {t: pckh(pred, gt, visible, head_size, threshold=t, layout=layout) for t in THRESHOLDS}
+
+
+def report(results: dict[float, PCKhResult], layout: KeypointLayout, meta: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready summary: per-joint accuracy and mean at each threshold (NaN -> null)."""
+
+    def num(x: float) -> float | None:
+        return None if math.isnan(float(x)) else round(float(x), 6)
+
+    out: dict[str, Any] = dict(meta)
+    for t, r in results.items():
+        out[f"pckh@{t}"] = {
+            "mean": num(r.mean),
+            "per_joint": {name: num(v) for name, v in zip(layout.names, r.per_joint, strict=True)},
+        }
+    first = next(iter(results.values()))
+    out["counts"] = {name: int(c) for name, c in zip(layout.names, first.counts, strict=True)}
+    return out
+
+
+# ------------------------------------------------------------------ CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    from model_export.data import mpii
+
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", metavar="CKPT", help="a training checkpoint (.pt)")
+    model.add_argument("--onnx", metavar="MODEL", help="an exported ONNX model")
+    parser.add_argument("--dataset", choices=("synthetic", "mpii"), default="synthetic")
+    parser.add_argument("--flip", action="store_true", help="average with the mirrored crop's heatmaps")
+    parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter", help="sub-pixel refinement")
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help=f"score the first N samples (synthetic: default {DEFAULT_SYNTHETIC_COUNT})",
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--device", default="cpu", help="torch device for --checkpoint")
+    parser.add_argument("--data-seed", type=int, default=0, help="base seed of the synthetic figures")
+    mpii.add_arguments(parser, splits=("val",))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_dataset(args: argparse.Namespace, runner: Runner) -> Sequence[dict[str, Any]]:
+    """The evaluation split named by ``--dataset``."""
+    from model_export.data.augment import default_codec
+
+    codec = default_codec(runner.input_size)
+    if args.dataset == "mpii":
+        from model_export.data import mpii
+
+        if getattr(args, "mpii_headboxes", None) is None:
+            raise MPIIDataError("--mpii-headboxes is required for MPII PCKh: the path of mpii_gt_val.mat")
+        return mpii.dataset_from_args(args, "val", codec=codec)
+    return heldout_synthetic(args.limit or DEFAULT_SYNTHETIC_COUNT, codec, base_seed=args.data_seed)
+
+
+def heldout_synthetic(count: int, codec: HeatmapCodec | None = None, base_seed: int = 0) -> Sequence[dict[str, Any]]:
+    """The first ``count`` figures of the synthetic held-out split, prepared as for training's validation."""
+    from model_export.data.synthetic import SyntheticPoseDataset
+
+    return SyntheticPoseDataset("heldout", length=count, base_seed=base_seed, codec=codec)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        runner: Runner = (
+            OnnxRunner(args.onnx) if args.onnx else TorchRunner.from_checkpoint(args.checkpoint, device=args.device)
+        )
+        dataset = build_dataset(args, runner)
+        pred, gt, visible, head = predict_dataset(
+            runner,
+            dataset,
+            flip=args.flip,
+            refine=args.refine,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            progress=_progress_bar(),
+        )
+    except (EvaluationError, MPIIDataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if len(pred) == 0:
+        print("error: no samples to evaluate", file=sys.stderr)
+        return 2
+    results = score(pred, gt, visible, head, runner.layout)
+    space = "source image pixels" if args.dataset == "mpii" else "crop pixels"
+    print(f"{runner.description}  dataset={args.dataset}  samples={len(pred)}  flip={args.flip}  refine={args.refine}")
+    print(results[0.5].table(runner.layout))
+    print(f"{'Mean@0.1':<16}{results[0.1].mean:>10.4f}")
+    print(f"(PCKh in {space}; the mean leaves out pelvis and thorax)")
+    if args.json:
+        meta = {
+            "model": runner.description,
+            "dataset": args.dataset,
+            "samples": len(pred),
+            "flip": bool(args.flip),
+            "refine": args.refine,
+        }
+        if args.dataset == "synthetic":
+            meta.update(split="heldout", data_seed=args.data_seed)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report(results, runner.layout, meta), indent=2) + "\n")
+    return 0
+
+
+def _progress_bar() -> Callable[[int, int], None] | None:
+    """A tqdm bar on stderr when tqdm is installed and stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, unit="img", desc="evaluate", file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update

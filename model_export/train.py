@@ -1,0 +1,542 @@
+"""`python -m model_export train`: train a stacked hourglass the way the paper did.
+
+MSE on every stack's heatmaps (intermediate supervision), weighted by joint
+visibility; RMSprop at 2.5e-4 (Adam optional) with step decay; optional mixed
+precision (fp16/bf16 on CUDA, bf16 on CPU) and gradient clipping. Validation
+(loss and PCKh@0.5 with the service's decoder) after every epoch; a CSV log,
+TensorBoard, ``last.pt`` every epoch and every ``--checkpoint-every`` steps,
+``best.pt`` on the best PCKh. ``--resume`` continues exactly where a
+checkpoint stopped, mid-epoch included. Under ``torchrun`` it runs
+DistributedDataParallel (gloo on CPU, nccl on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+from model_export.data.augment import default_codec
+from model_export.metrics import PCKhResult, pckh
+from model_export.model import StackedHourglass
+from service.codec import HeatmapCodec
+from service.skeleton import KeypointLayout
+
+CSV_FIELDS = ("time", "epoch", "step", "phase", "loss", "lr", "images_per_s", "pckh", "pckh_0.1")
+
+
+# ---------------------------------------------------------------- CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=("synthetic", "mpii"), default="synthetic")
+    data.add_argument("--epoch-size", type=int, default=8000, help="synthetic training figures per epoch")
+    data.add_argument("--val-size", type=int, default=400, help="synthetic held-out figures scored per epoch")
+    data.add_argument("--data-seed", type=int, default=0, help="base seed of the synthetic generator")
+    data.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    with contextlib.suppress(ImportError):
+        from model_export.data import mpii
+
+        mpii.add_arguments(parser)
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--stacks", type=int, default=2)
+    model.add_argument("--features", type=int, default=64)
+    model.add_argument("--joints", type=int, default=16)
+    model.add_argument("--order", type=int, default=4)
+    model.add_argument("--input-size", type=int, default=256, help="square input side in pixels (a multiple of 64)")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=16, help="per process")
+    opt.add_argument("--epochs", type=int, default=10)
+    opt.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0: no limit)")
+    opt.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
+    opt.add_argument("--lr", type=float, default=2.5e-4)
+    opt.add_argument(
+        "--lr-milestones", default="", help="comma-separated steps at which the lr is multiplied by --lr-gamma"
+    )
+    opt.add_argument("--lr-gamma", type=float, default=0.1)
+    opt.add_argument("--weight-decay", type=float, default=0.0)
+    opt.add_argument("--grad-clip", type=float, default=0.0, help="clip the gradient norm to this (0: off)")
+    opt.add_argument(
+        "--amp", action="store_true", help="mixed precision: bf16 autocast on CPU, fp16 (or --amp-dtype) on CUDA"
+    )
+    opt.add_argument("--amp-dtype", choices=("auto", "fp16", "bf16"), default="auto")
+    opt.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory format (faster with --amp on CPU)"
+    )
+    opt.add_argument("--seed", type=int, default=0)
+
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--out", default="runs/train", help="output folder: checkpoints, log.csv, tensorboard/")
+    run_group.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (e.g. OUT/last.pt)")
+    run_group.add_argument(
+        "--checkpoint-every", type=int, default=500, help="also save last.pt every N steps (0: per epoch only)"
+    )
+    run_group.add_argument("--log-every", type=int, default=50, help="CSV/TensorBoard training row every N steps")
+    run_group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run_group.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    run_group.add_argument("--export-onnx", metavar="PATH", help="export the best checkpoint to ONNX at the end")
+    run_group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+@dataclass
+class Context:
+    """Process-level facts: device, distributed rank and world size."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup_context(device: str) -> Context:
+    """Pick the device; join the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return Context(device=dev, rank=rank, world=world, local_rank=local_rank)
+
+
+# ---------------------------------------------------------------- data
+def build_datasets(args: argparse.Namespace, codec: HeatmapCodec) -> tuple[Any, Any]:
+    """(train, validation) datasets for ``--dataset``."""
+    if args.dataset == "synthetic":
+        from model_export.data.synthetic import SyntheticPoseDataset
+
+        train = SyntheticPoseDataset("train", length=args.epoch_size, base_seed=args.data_seed, codec=codec)
+        val = SyntheticPoseDataset("heldout", length=args.val_size, base_seed=args.data_seed, codec=codec)
+        return train, val
+    try:
+        from model_export.data import mpii
+    except ImportError as exc:  # pragma: no cover - the MPII loader ships with the package
+        raise SystemExit(f"MPII support is not available: {exc}") from exc
+    try:
+        return (
+            mpii.dataset_from_args(args, "train", codec=codec, seed=args.seed),
+            mpii.dataset_from_args(args, "val", codec=codec),
+        )
+    except mpii.MPIIDataError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
+class ResumableSampler(Sampler[int]):
+    """This rank's share of an epoch (DistributedSampler), skipping the first ``skip`` indices."""
+
+    def __init__(self, dataset: Any, ctx: Context, shuffle: bool, seed: int) -> None:
+        self.inner = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=shuffle, seed=seed)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.inner)[self.skip :])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def make_loader(
+    dataset: Any, sampler: Sampler[int] | None, batch_size: int, workers: int, drop_last: bool
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        drop_last=drop_last,
+        worker_init_fn=_worker_init if workers else None,
+        persistent_workers=False,  # new workers each epoch see the dataset's new epoch
+        prefetch_factor=4 if workers else None,
+    )
+
+
+# ---------------------------------------------------------------- loss, precision
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Visibility-weighted MSE summed over stacks, averaged over the batch.
+
+    ``pred`` (N, S, K, h, w), ``target`` (N, K, h, w), ``weight`` (N, K).
+    """
+    sq = (pred.float() - target[:, None]) ** 2 * weight[:, None, :, None, None]
+    return sq.mean(dim=(2, 3, 4)).sum(dim=1).mean()
+
+
+def amp_dtype(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:
+    if not args.amp:
+        return None
+    if args.amp_dtype == "fp16":
+        return torch.float16
+    if args.amp_dtype == "bf16" or device.type != "cuda":
+        return torch.bfloat16
+    return torch.float16
+
+
+# ---------------------------------------------------------------- checkpoints
+def code_version() -> str:
+    """``git describe`` of the checkout, or 'unknown'."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically, so a run stopped at any moment leaves a readable file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    codec: HeatmapCodec,
+    ctx: Context,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+    layout: KeypointLayout,
+) -> tuple[float, PCKhResult, PCKhResult]:
+    """Mean loss, PCKh@0.5 and PCKh@0.1 in crop pixels (the service's decoder, quarter offset)."""
+    model.eval()
+    losses, preds, gts, vis, heads = [], [], [], [], []
+    for batch in loader:
+        images = batch["image"].to(ctx.device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with _autocast(ctx.device, dtype):
+            out = model(images)
+        out = out.float()
+        target, weight = batch["target"].to(ctx.device), batch["weight"].to(ctx.device)
+        losses.append(float(heatmap_loss(out, target, weight)) * len(images))
+        coords, _ = codec.decode(out[:, -1].cpu().numpy(), refine="quarter")
+        preds.append(coords)
+        gts.append(batch["keypoints"].numpy())
+        vis.append(batch["visible"].numpy())
+        heads.append(batch["head_size"].numpy())
+    model.train()
+    pred, gt, visible, head = (np.concatenate(x) for x in (preds, gts, vis, heads))
+    loss = sum(losses) / len(pred)
+    return loss, pckh(pred, gt, visible, head, 0.5, layout), pckh(pred, gt, visible, head, 0.1, layout)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- logging
+class RunLog:
+    """CSV rows plus TensorBoard scalars (main process only)."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        path = out / "log.csv"
+        new = not path.exists()
+        self.file = path.open("a", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=CSV_FIELDS)
+        if new:
+            self.csv.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:  # tensorboard is optional at run time
+            self.writer = None
+
+    def row(self, epoch: int, step: int, phase: str, **values: float) -> None:
+        if not self.enabled:
+            return
+        record = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "epoch": epoch,
+            "step": step,
+            "phase": phase,
+        }
+        record.update({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in values.items()})
+        self.csv.writerow(record)
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, float) and math.isfinite(value):
+                    self.writer.add_scalar(f"{phase}/{key}", value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.writer is not None:
+                self.writer.close()
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(
+        total=total, initial=initial, desc=desc, dynamic_ncols=tty, mininterval=0.5 if tty else 60.0, file=sys.stderr
+    )
+
+
+# ---------------------------------------------------------------- main loop
+def run(args: argparse.Namespace) -> int:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    ctx = setup_context(args.device)
+    try:
+        return _train(args, ctx)
+    finally:
+        if ctx.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, ctx: Context) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True) if args.resume else None
+    config = {"stacks": args.stacks, "features": args.features, "joints": args.joints, "order": args.order}
+    if checkpoint is not None:
+        config = {k: int(v) for k, v in checkpoint["config"].items()}
+    torch.manual_seed(args.seed + ctx.rank)
+    np.random.seed(args.seed + ctx.rank)
+    random.seed(args.seed + ctx.rank)
+
+    if checkpoint is not None:
+        args.input_size = int(checkpoint["input_size"][0])
+    codec = default_codec((args.input_size, args.input_size))
+    train_set, val_set = build_datasets(args, codec)
+    layout = getattr(train_set, "layout", KeypointLayout.default_for(config["joints"]))
+    sampler = ResumableSampler(train_set, ctx, shuffle=args.dataset != "synthetic", seed=args.seed)
+
+    model = StackedHourglass(**config).to(ctx.device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(
+            model.parameters(), lr=args.lr, weight_decay=args.weight_decay
+        )
+    else:
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    milestones = [int(m) for m in args.lr_milestones.split(",") if m.strip()]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.lr_gamma)
+    dtype = amp_dtype(args, ctx.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16 and ctx.device.type == "cuda")
+
+    step, epoch, batch_in_epoch, best = 0, 0, 0, -1.0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scheduler.milestones = Counter(milestones)  # the schedule is the command line's
+        if "scaler" in checkpoint:
+            scaler.load_state_dict(checkpoint["scaler"])
+        step, epoch = int(checkpoint["step"]), int(checkpoint["epoch"])
+        batch_in_epoch = int(checkpoint.get("batch_in_epoch", 0))
+        best = float(checkpoint.get("best_pckh", -1.0))
+        if "rng" in checkpoint:
+            set_rng_state(checkpoint["rng"])
+    net: nn.Module = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+
+    provenance = {
+        "dataset": args.dataset,
+        "command": " ".join(["python -m model_export", *sys.argv[1:]])
+        if sys.argv[0].endswith("__main__.py")
+        else " ".join(sys.argv),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+    }
+    if checkpoint is not None and "provenance" in checkpoint:
+        provenance = {**checkpoint["provenance"], "resumed": provenance}
+
+    def state(tag_epoch: int, tag_batch: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "config": config,
+            "input_size": list(codec.input_size),
+            "heatmap_stride": codec.stride,
+            "step": step,
+            "epoch": tag_epoch,
+            "batch_in_epoch": tag_batch,
+            "best_pckh": best,
+            "rng": rng_state(),
+            "provenance": provenance,
+            "args": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))},
+        }
+
+    log = RunLog(out, ctx.main)
+    val_loader = make_loader(val_set, None, args.batch_size, args.workers, drop_last=False) if ctx.main else None
+    if ctx.main:
+        params = sum(p.numel() for p in model.parameters())
+        print(
+            f"training {config} ({params / 1e6:.2f} M parameters) on {args.dataset}, device {ctx.device}, "
+            f"world {ctx.world}, batch {args.batch_size}/process, amp {dtype}, from step {step}",
+            flush=True,
+        )
+
+    def validate_and_save(tag_epoch: int, tag_batch: int) -> None:
+        nonlocal best
+        if ctx.main and val_loader is not None:
+            loss, result, result01 = validate(model, val_loader, codec, ctx, dtype, args.channels_last, layout)
+            improved = result.mean > best
+            best = max(best, result.mean)
+            log.row(epoch, step, "val", loss=loss, pckh=result.mean, **{"pckh_0.1": result01.mean})
+            print(
+                f"epoch {epoch} step {step}: val loss {loss:.6f} PCKh@0.5 {result.mean:.4f} "
+                f"PCKh@0.1 {result01.mean:.4f} (best {best:.4f})",
+                flush=True,
+            )
+            print(result.table(layout), flush=True)
+            snapshot = state(tag_epoch, tag_batch)
+            save_checkpoint(out / "last.pt", snapshot)
+            if improved:
+                save_checkpoint(out / "best.pt", snapshot)
+        if ctx.distributed:
+            dist.barrier()
+
+    done = args.max_steps and step >= args.max_steps
+    model.train()
+    while epoch < args.epochs and not done:
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip=batch_in_epoch * args.batch_size)
+        loader = make_loader(train_set, sampler, args.batch_size, args.workers, drop_last=True)
+        total = len(sampler.inner) // args.batch_size
+        bar = _progress(total, batch_in_epoch, f"epoch {epoch}", ctx.main and not args.no_progress)
+        seen, window_start, window_loss, window_n = 0, time.perf_counter(), 0.0, 0
+        for batch in loader:
+            images = batch["image"].to(ctx.device, non_blocking=True)
+            if args.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            target, weight = batch["target"].to(ctx.device), batch["weight"].to(ctx.device)
+            with _autocast(ctx.device, dtype):
+                pred = net(images)
+            loss = heatmap_loss(pred, target, weight)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if args.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            batch_in_epoch += 1
+            seen += len(images) * ctx.world
+            window_loss += float(loss.detach())
+            window_n += 1
+            elapsed = time.perf_counter() - window_start
+            rate = seen / elapsed if elapsed > 0 else 0.0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.2e}", img_s=f"{rate:.1f}", step=step, refresh=False)
+            if ctx.main and step % args.log_every == 0:
+                log.row(
+                    epoch,
+                    step,
+                    "train",
+                    loss=window_loss / window_n,
+                    lr=float(scheduler.get_last_lr()[0]),
+                    images_per_s=rate,
+                )
+                window_loss, window_n = 0.0, 0
+            if args.checkpoint_every and step % args.checkpoint_every == 0 and ctx.main:
+                save_checkpoint(out / "last.pt", state(epoch, batch_in_epoch))
+            if args.max_steps and step >= args.max_steps:
+                done = True
+                break
+        if bar is not None:
+            bar.close()
+        finished_epoch = batch_in_epoch >= total
+        if finished_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+        validate_and_save(epoch, batch_in_epoch)
+    log.close()
+    if ctx.main:
+        print(f"done at step {step}, epoch {epoch}; best PCKh@0.5 {best:.4f}; checkpoints in {out}", flush=True)
+        if args.export_onnx:
+            from model_export.export import export_onnx
+
+            source = out / "best.pt" if (out / "best.pt").exists() else out / "last.pt"
+            export_onnx(source, args.export_onnx)
+            print(f"exported {source} to {args.export_onnx}", flush=True)
+    return 0

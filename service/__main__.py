@@ -1,0 +1,73 @@
+"""``python -m service``: check the model, then serve it with uvicorn.
+
+A missing, unreadable or non-conforming model exits with status 1 and one line naming the
+file and the reason, before the port is bound. SIGTERM/SIGINT flip ``/readyz`` to 503 first,
+then uvicorn shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.app import create_app, load_engine
+from service.engine import ModelLoadError
+from service.readiness import Readiness
+from service.settings import Settings
+
+EXIT_BAD_SETTINGS = 2
+EXIT_BAD_MODEL = 1
+EXIT_STARTUP_FAILED = 3
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn server whose shutdown signal first marks the service not ready."""
+
+    def __init__(self, config: uvicorn.Config, readiness: Readiness) -> None:
+        super().__init__(config)
+        self.readiness = readiness
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.readiness.drain()
+        super().handle_exit(sig, frame)
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"POSE_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        engine = load_engine(settings)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_MODEL
+    app = create_app(settings, engine)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # service.middleware.RequestContext writes one JSON line per request instead
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
+    server = DrainingServer(config, app.state.readiness)
+    # uvicorn restores the previous handler after a graceful stop and re-raises the signal through it;
+    # with the default handler a drained SIGTERM would end the process with status 143 instead of 0
+    signal.signal(signal.SIGTERM, server.handle_exit)
+    server.run()
+    return 0 if server.started else EXIT_STARTUP_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

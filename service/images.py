@@ -1,0 +1,200 @@
+"""Uploaded bytes -> EXIF-oriented RGB Pillow image, with the service's limits.
+
+Two steps so that a big JPEG never costs a full-size decode: :func:`open_image` reads only the
+header (format and pixel-count checks, oriented size), then :func:`decode_rgb` decodes, at a
+reduced scale (``Image.draft``) when the caller needs far fewer pixels, applies the EXIF
+orientation and converts any mode to RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from service.errors import ApiError
+
+# Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
+SUPPORTED_FORMATS: dict[str, str] = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WebP",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+    "GIF": "GIF",
+}
+SUPPORTED_CONTENT_TYPES: frozenset[str] = frozenset(
+    {
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/x-bmp",
+        "image/x-ms-bmp",
+        "image/tiff",
+        "image/gif",
+    }
+)
+ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Pillow's decoders raise many types on hostile input (OSError, SyntaxError, zlib.error, struct.error,
+# ValueError, ...); any of them means the client's bytes are bad, never a server error.
+_DECODE_ERRORS = (Exception,)
+_WHITE = (255, 255, 255)
+
+
+@dataclass
+class OpenedImage:
+    """A parsed header: the lazily decoded Pillow image and its format.
+
+    ``orientation`` is known before decoding only for JPEG (EXIF sits in the header); other
+    formats may keep it after the pixel data, so it is read after decoding (None until then).
+    """
+
+    image: Image.Image
+    format: str
+    orientation: int | None
+    stored_size: tuple[int, int]  # (width, height) as stored, before orientation and any draft
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Full-resolution (width, height) after the EXIF orientation (as stored if not known yet)."""
+        return _oriented(self.stored_size, self.orientation or 1)
+
+
+@dataclass
+class DecodedImage:
+    """An EXIF-oriented RGB image, possibly decoded at ``1/reduction`` of its full size.
+
+    ``size`` is the full-resolution oriented (width, height): the frame keypoints are reported in.
+    Full-resolution pixel edges sit at ``reduction`` times the edges of ``image``.
+    """
+
+    image: Image.Image
+    size: tuple[int, int]
+    reduction: float = 1.0
+
+    @classmethod
+    def from_pil(cls, image: Image.Image) -> DecodedImage:
+        """Wrap an already decoded, oriented image (converted to RGB if needed)."""
+        rgb = to_rgb(image)
+        return cls(rgb, rgb.size, 1.0)
+
+
+def open_image(data: bytes, max_pixels: int, content_type: str | None = None) -> OpenedImage:
+    """Parse the header of ``data``: 400 empty/not an image/corrupt, 415 unsupported format, 413 too many pixels."""
+    if not data:
+        raise ApiError(400, "empty_image", "the uploaded image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ApiError(413, "too_many_pixels", f"image has too many pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        declared = (content_type or "").split(";")[0].strip().lower()
+        if declared.startswith("image/") and declared not in SUPPORTED_CONTENT_TYPES:
+            raise ApiError(415, "unsupported_media_type", _unsupported_message(declared)) from exc
+        raise ApiError(400, "invalid_image", "the upload is not a readable image") from exc
+    except _DECODE_ERRORS as exc:
+        raise ApiError(400, "invalid_image", f"the image header is corrupt ({exc})") from exc
+    if image.format not in SUPPORTED_FORMATS:
+        raise ApiError(415, "unsupported_media_type", _unsupported_message(image.format or "unknown"))
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ApiError(400, "invalid_image", f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+    kind = SUPPORTED_FORMATS[image.format]
+    return OpenedImage(image, kind, _orientation(image) if kind == "JPEG" else None, (width, height))
+
+
+def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None) -> DecodedImage:
+    """Decode the pixels, oriented and in RGB; 400 when truncated or corrupt.
+
+    With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
+    (1/2, 1/4, 1/8) that still has at least that many pixels.
+    """
+    image = opened.image
+    reduction = 1.0
+    if min_size is not None and opened.format == "JPEG" and opened.orientation is not None:
+        want = min_size if opened.orientation < 5 else (min_size[1], min_size[0])
+        full_w = image.size[0]
+        if full_w >= 2 * want[0] and image.size[1] >= 2 * want[1]:
+            result = image.draft("RGB", want)
+            if result is not None:
+                reduction = full_w / result[1][2]
+    try:
+        image.load()
+        orientation = opened.orientation if opened.orientation is not None else _orientation(image)
+        transpose = _TRANSPOSE.get(orientation)
+        if transpose is not None:
+            image = image.transpose(transpose)
+        rgb = to_rgb(image)
+    except _DECODE_ERRORS as exc:
+        raise ApiError(400, "invalid_image", f"the image data is truncated or corrupt ({exc})") from exc
+    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), reduction)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB: alpha composited over white, 16/32-bit scaled to 8 bits."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode.startswith("I;16") or mode == "I":
+        image = Image.fromarray(_scale_16bit(np.asarray(image)), "L")
+    elif mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        scale = 255.0 if float(np.nanmax(values, initial=0.0)) <= 1.0 else 1.0
+        image = Image.fromarray(np.clip(np.nan_to_num(values) * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, _WHITE)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable, as viewers do)."""
+    try:
+        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except _DECODE_ERRORS:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _oriented(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _scale_16bit(values: np.ndarray) -> np.ndarray:
+    """16-bit samples (0..65535) -> 8-bit, rounded."""
+    wide = np.clip(values.astype(np.int64), 0, 65535)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _unsupported_message(kind: str) -> str:
+    accepted = ", ".join(dict.fromkeys(SUPPORTED_FORMATS.values()))
+    return f"unsupported image type {kind!r}; send one of {accepted}"

@@ -1,0 +1,77 @@
+"""The demo page (``GET /``) and the skeleton overlay (``POST /predict/render``).
+
+``/predict/render`` reads the upload and predicts exactly as ``/predict`` does (same query parameters,
+limits, errors and predictor call), then draws the keypoints with :mod:`service.render`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from service.render import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, MEDIA_TYPES, OutputFormat, encode, prediction_overlay
+from service.routes import _ERRORS, _ONE_IMAGE_BODY, Options, get_predictor
+from service.uploads import read_uploads
+
+router = APIRouter()
+
+INDEX_HTML = Path(__file__).resolve().parent / "static" / "index.html"
+_PICTURE = {
+    200: {
+        "description": "The image (EXIF-oriented, at most `max_side` pixels) with the skeleton drawn over it.",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in MEDIA_TYPES.values()
+        },
+    }
+}
+
+
+@cache
+def index_html() -> str:
+    return INDEX_HTML.read_text(encoding="utf-8")
+
+
+@router.get("/", response_class=HTMLResponse, tags=["demo"], summary="Demo page: upload an image, see the pose")
+async def index() -> HTMLResponse:
+    """A self-contained page (no external resources) that calls `/predict` and draws the result."""
+    return HTMLResponse(index_html())
+
+
+@router.post(
+    "/predict/render",
+    response_class=Response,
+    responses={**_PICTURE, **_ERRORS},
+    openapi_extra=_ONE_IMAGE_BODY,
+    summary="The image with the predicted skeleton drawn over it",
+    tags=["predict"],
+)
+async def predict_render(
+    request: Request,
+    options: Options,
+    max_side: Annotated[
+        int, Query(ge=16, le=4096, description="Longest side of the returned picture; larger images are shrunk.")
+    ] = DEFAULT_MAX_SIDE,
+    threshold: Annotated[
+        float, Query(ge=0.0, le=1.0, description="Joints scoring lower (and their limbs) are drawn faded.")
+    ] = DEFAULT_THRESHOLD,
+    picture_format: Annotated[OutputFormat, Query(alias="format", description="Picture format.")] = "png",
+) -> Response:
+    """Same input as `/predict` (multipart field `file` or raw `image/*` body); limbs are coloured by body side
+    (left blue, right orange, centre green)."""
+    predictor = get_predictor(request)
+    settings = request.app.state.settings
+    uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, allow_raw=True)
+    [prediction] = await predictor.predict_uploads(uploads, options)
+    layout = request.app.state.engine.info.metadata.layout
+
+    def draw() -> bytes:
+        picture = prediction_overlay(uploads[0], prediction, layout, settings.max_pixels, threshold, max_side)
+        return encode(picture, picture_format)
+
+    body = await anyio.to_thread.run_sync(draw)
+    return Response(body, media_type=MEDIA_TYPES[picture_format], headers={"Cache-Control": "no-store"})

@@ -1,0 +1,37 @@
+"""Readiness of the service: ``/readyz`` is 200 only in the ``ready`` state."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+log = logging.getLogger("service.readiness")
+
+
+class State(StrEnum):
+    STARTING = "starting"  # process up, model not loaded yet
+    WARMING_UP = "warming_up"  # model loaded, warm-up runs in progress
+    READY = "ready"
+    DRAINING = "draining"  # shutting down: stop routing new traffic here
+    FAILED = "failed"  # warm-up failed; see the log
+
+
+class Readiness:
+    """A small state machine; :meth:`drain` flips ``/readyz`` to 503 (called on SIGTERM and at shutdown)."""
+
+    def __init__(self) -> None:
+        self.state = State.STARTING
+
+    @property
+    def ready(self) -> bool:
+        return self.state is State.READY
+
+    def set(self, state: State) -> None:
+        if self.state is State.DRAINING and state is not State.DRAINING:
+            return  # once draining, never ready again
+        if state is not self.state:
+            log.info("readiness: %s -> %s", self.state.value, state.value)
+        self.state = state
+
+    def drain(self) -> None:
+        self.set(State.DRAINING)

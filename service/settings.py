@@ -1,0 +1,123 @@
+"""Service settings, read from ``POSE_*`` environment variables (pydantic-settings).
+
+Every field carries a description: ``/docs`` and the README list them from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = REPO_ROOT / "weights" / "default.onnx"
+PREFERRED_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the pose service."""
+
+    model_config = SettingsConfigDict(env_prefix="POSE_", protected_namespaces=(), extra="ignore")
+
+    model_path: Path = Field(
+        DEFAULT_MODEL_PATH, description="ONNX model file to serve (relative paths: from the working directory)."
+    )
+    host: str = Field("0.0.0.0", description="Interface the HTTP server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server.")
+    providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description=(
+            "ONNX Runtime execution providers in order of preference, comma separated (e.g. `cuda,cpu` or "
+            "`CUDAExecutionProvider,CPUExecutionProvider`). Empty: CUDA then CPU, whichever the installed "
+            "ONNX Runtime has."
+        ),
+    )
+    max_upload_bytes: int = Field(
+        20_000_000, gt=0, description="Largest accepted image upload in bytes (per file); larger: 413."
+    )
+    max_pixels: int = Field(
+        50_000_000,
+        gt=0,
+        description="Largest accepted image in pixels (width x height), checked before decoding; larger: 413.",
+    )
+    max_files: int = Field(16, gt=0, description="Most images in one `/predict/batch` request; more: 413.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core)."
+    )
+    inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime inter-op threads (0: ONNX Runtime's default).")
+    intra_op_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's intra-op threads busy-wait for work: can shave latency on dedicated, idle "
+        "cores; off by default because spinning threads starve the request threads and neighbours on a shared CPU.",
+    )
+    warmup_runs: int = Field(
+        1, ge=1, description="Inference runs on a blank image after loading, before `/readyz` turns 200."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
+    # reliability (service/middleware.py)
+    api_key: SecretStr | None = Field(
+        None,
+        description="If set, every endpoint but `/healthz`, `/readyz`, `/docs` and `/openapi.json` needs "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>`; otherwise 401. Never logged.",
+    )
+    max_concurrency: int = Field(
+        8, gt=0, description="Prediction requests processed at once; further ones wait in the queue."
+    )
+    max_queue: int = Field(
+        32, ge=0, description="Prediction requests waiting for a slot; beyond that an immediate 503 with `Retry-After`."
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline of a prediction request from arrival (queueing included); past it: 504."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish before they are cancelled."
+    )
+    # dynamic batching (service/batching.py)
+    batch_max_size: int | None = Field(
+        None,
+        ge=1,
+        description="Dynamic batching: most images per model call (1: off). Unset: 8 when the CUDA provider is "
+        "active, else 1 (measured on CPU: see the README's benchmarks).",
+    )
+    batch_timeout_ms: float = Field(
+        2.0, ge=0, description="Dynamic batching: longest wait for more requests after a batch's first one arrives."
+    )
+    batch_max_queue: int = Field(
+        64, ge=1, description="Dynamic batching: most images waiting for the model; beyond that an immediate 503."
+    )
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p for p in (part.strip() for part in value.split(",")) if p]
+        if isinstance(value, list | tuple):
+            return tuple(PROVIDER_ALIASES.get(str(p).lower(), str(p)) for p in value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def settings_table() -> str:
+    """Markdown table of every setting: variable, default, description (for the README)."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if name == "model_path":
+            default = "weights/default.onnx"
+        if default is None or default == ():
+            shown = "(unset)"
+        else:
+            shown = f"`{','.join(default) if isinstance(default, tuple) else default}`"
+        rows.append(f"| `POSE_{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(rows)

@@ -1,0 +1,104 @@
+"""Request body -> uploaded files, with the size limit enforced while the body streams in.
+
+``POST /predict`` takes multipart field ``file`` or a raw ``image/*`` (or
+``application/octet-stream``) body; ``POST /predict/batch`` takes multipart ``files``.
+A declared ``Content-Length`` over the limit is refused before reading anything; otherwise
+reading stops with a 413 as soon as the running total passes the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from service.errors import ApiError
+from service.predictor import Upload
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the file bytes
+MAX_FORM_FIELDS = 32
+RAW_TYPES = ("image/", "application/octet-stream")
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the upload exceeds the limit of {limit} bytes")
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body chunks, raising 413 once more than ``limit`` bytes arrived."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_uploads(request: Request, field: str, max_files: int, max_bytes: int, allow_raw: bool) -> list[Upload]:
+    """The uploaded files of ``field`` (at most ``max_files``, each at most ``max_bytes``)."""
+    media_type = _media_type(request)
+    if media_type == "multipart/form-data":
+        return await _read_multipart(request, field, max_files, max_bytes)
+    if allow_raw and media_type.startswith(RAW_TYPES):
+        data = b"".join([chunk async for chunk in _limited(request, max_bytes)])
+        if not data:
+            raise ApiError(400, "empty_body", "the request body is empty; send the image bytes")
+        return [Upload(data, media_type)]
+    if not media_type:
+        body = b"".join([chunk async for chunk in _limited(request, max_bytes)])
+        if not body:
+            raise ApiError(422, "missing_file", _how_to_send(field, allow_raw))
+        raise ApiError(
+            415, "unsupported_media_type", "the request has no Content-Type; " + _how_to_send(field, allow_raw)
+        )
+    raise ApiError(
+        415, "unsupported_media_type", f"cannot read a {media_type!r} body; " + _how_to_send(field, allow_raw)
+    )
+
+
+async def _read_multipart(request: Request, field: str, max_files: int, max_bytes: int) -> list[Upload]:
+    limit = max_bytes * max_files + MULTIPART_OVERHEAD
+    parser = MultiPartParser(
+        request.headers, _limited(request, limit), max_files=max_files, max_fields=MAX_FORM_FIELDS, max_part_size=65536
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if exc.message.startswith("Too many files"):
+            raise ApiError(413, "too_many_files", f"at most {max_files} file(s) per request") from exc
+        if exc.message.startswith(("Part exceeded", "Too many fields")):
+            raise ApiError(413, "payload_too_large", exc.message) from exc
+        raise ApiError(400, "invalid_multipart", f"malformed multipart body: {exc.message}") from exc
+    try:
+        items = form.getlist(field)
+        if not items:
+            raise ApiError(422, "missing_file", f"multipart field {field!r} is missing; " + _how_to_send(field, False))
+        uploads = []
+        for item in items:
+            if not isinstance(item, UploadFile):
+                raise ApiError(
+                    422, "missing_file", f"multipart field {field!r} must be a file upload (with a filename)"
+                )
+            data = await item.read()
+            if len(data) > max_bytes:
+                raise _too_large(max_bytes)
+            if not data:
+                raise ApiError(400, "empty_image", f"the uploaded file {item.filename!r} is empty (0 bytes)")
+            uploads.append(Upload(data, item.content_type, item.filename))
+        return uploads
+    finally:
+        await form.close()
+
+
+def _how_to_send(field: str, allow_raw: bool) -> str:
+    raw = " or the raw image bytes with an image/* Content-Type" if allow_raw else ""
+    return f"send multipart/form-data with the image in field {field!r}{raw}"

@@ -1,0 +1,158 @@
+"""The shared crop recipe: affine geometry, the half-pixel convention, flips and the sample format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model_export.data.augment import (
+    AugmentConfig,
+    CropParams,
+    color_jitter,
+    crop_matrix,
+    inside_crop,
+    invert_affine,
+    top_down_sample,
+    transform_points,
+    warp_image,
+)
+from service.skeleton import MPII
+
+RIGHT_ANKLE, LEFT_ANKLE = MPII.names.index("right_ankle"), MPII.names.index("left_ankle")
+
+
+def _centroid(plane: np.ndarray) -> np.ndarray:
+    ys, xs = np.mgrid[0 : plane.shape[0], 0 : plane.shape[1]]
+    w = plane.astype(np.float64)
+    return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
+
+
+@pytest.mark.parametrize("rotation,flip", [(0.0, False), (23.0, False), (-37.5, True), (180.0, True)])
+def test_inverse_is_exact(rotation: float, flip: bool) -> None:
+    m = crop_matrix((311.7, 95.2), 143.0, rotation, (256, 192), flip)
+    inv = invert_affine(m)
+    pts = np.random.default_rng(0).uniform(-50, 400, (20, 2))
+    np.testing.assert_allclose(transform_points(transform_points(pts, m), inv), pts, atol=1e-9)
+    np.testing.assert_allclose(invert_affine(inv), m, atol=1e-12)
+
+
+def test_box_fills_the_crop_under_the_pixel_centre_convention() -> None:
+    # a 64-pixel box around (100, 50) maps its edges onto the crop's edges at -0.5 and 255.5
+    m = crop_matrix((100.0, 50.0), 64.0, output_size=(256, 256))
+    corners = np.array([[100 - 32, 50 - 32], [100 + 32, 50 + 32], [100, 50]], float)
+    np.testing.assert_allclose(transform_points(corners, m), [[-0.5, -0.5], [255.5, 255.5], [127.5, 127.5]])
+
+
+def test_rotation_turns_content_counter_clockwise_and_flip_mirrors() -> None:
+    m = crop_matrix((0.0, 0.0), 256.0, rotation=90.0)
+    right_of_centre = transform_points(np.array([10.0, 0.0]), m)
+    np.testing.assert_allclose(right_of_centre, [127.5, 127.5 - 10.0], atol=1e-9)  # now above the centre
+    plain = crop_matrix((40.0, 60.0), 80.0, rotation=17.0)
+    flipped = crop_matrix((40.0, 60.0), 80.0, rotation=17.0, flip=True)
+    p = np.array([[33.0, 71.0], [50.0, 20.0]])
+    a, b = transform_points(p, plain), transform_points(p, flipped)
+    np.testing.assert_allclose(b[:, 0], 255 - a[:, 0], atol=1e-9)
+    np.testing.assert_allclose(b[:, 1], a[:, 1], atol=1e-9)
+
+
+def test_warp_samples_where_the_inverse_points() -> None:
+    # an image whose value is its own x (and y) coordinate: bilinear warping is exact on it
+    h, w = 120, 160
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = np.stack([xs, ys], axis=-1)
+    m = crop_matrix((80.3, 61.9), 70.0, rotation=31.0, output_size=(64, 64), flip=True)
+    out = warp_image(ramp, m, (64, 64))
+    grid = np.stack(np.mgrid[0:64, 0:64][::-1], axis=-1).astype(np.float64)
+    np.testing.assert_allclose(out, transform_points(grid, invert_affine(m)), atol=1e-3)
+
+
+def test_a_drawn_dot_lands_where_its_point_goes() -> None:
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[120:123, 70:73] = 255  # a 3x3 dot centred on pixel (71, 121)
+    m = crop_matrix((90.0, 110.0), 80.0, rotation=-40.0, flip=True)
+    out = warp_image(image, m)
+    expected = transform_points(np.array([71.0, 121.0]), m)
+    np.testing.assert_allclose(_centroid(out[..., 0]), expected, atol=0.1)
+
+
+def _two_dot_image() -> tuple[np.ndarray, np.ndarray]:
+    image = np.zeros((256, 256, 3), np.uint8)
+    keypoints = np.full((16, 2), 128.0)
+    keypoints[RIGHT_ANKLE] = (60.0, 200.0)
+    keypoints[LEFT_ANKLE] = (190.0, 210.0)
+    image[199:202, 59:62, 0] = 255  # red: the right ankle
+    image[209:212, 189:192, 2] = 255  # blue: the left ankle
+    return image, keypoints
+
+
+def test_flip_swaps_the_pairs_and_targets_follow() -> None:
+    image, keypoints = _two_dot_image()
+    sample = top_down_sample(image, keypoints, np.ones(16), (127.5, 127.5), 256.0, 30.0, params=CropParams(flip=True))
+    img = sample["image"]
+    red, blue = _centroid(img[0]), _centroid(img[2])
+    # the person's right ankle label now sits on the mirrored *left* ankle dot (blue), and vice versa
+    np.testing.assert_allclose(sample["keypoints"][RIGHT_ANKLE], blue, atol=0.1)
+    np.testing.assert_allclose(sample["keypoints"][LEFT_ANKLE], red, atol=0.1)
+    np.testing.assert_allclose(blue, (255 - 190.0, 210.0), atol=0.1)
+    peak = np.unravel_index(sample["target"][RIGHT_ANKLE].argmax(), (64, 64))
+    assert abs(peak[1] * 4 + 1.5 - blue[0]) <= 2 and abs(peak[0] * 4 + 1.5 - blue[1]) <= 2
+
+
+def test_sample_format_and_off_crop_joints() -> None:
+    image, keypoints = _two_dot_image()
+    keypoints[0] = (-40.0, 10.0)  # right ankle outside the crop
+    visible = np.ones(16)
+    visible[3] = 0  # an unlabelled joint
+    sample = top_down_sample(image, keypoints, visible, (127.5, 127.5), 128.0, 20.0, rng=np.random.default_rng(1))
+    shapes = {"image": (3, 256, 256), "target": (16, 64, 64), "weight": (16,), "keypoints": (16, 2), "visible": (16,)}
+    for key, shape in {**shapes, "head_size": (), "inverse": (2, 3)}.items():
+        assert np.asarray(sample[key]).shape == shape, key
+        assert np.asarray(sample[key]).dtype == np.float32, key
+    assert sample["image"].min() >= 0.0 and sample["image"].max() <= 1.0
+    on_crop = inside_crop(sample["keypoints"])
+    assert not on_crop[0] and sample["visible"][0] == 0 and sample["weight"][0] == 0
+    assert sample["visible"][3] == 0 and sample["weight"][3] == 0 and sample["target"][3].max() == 0
+    np.testing.assert_array_equal(sample["visible"], sample["weight"])
+    # the inverse brings crop keypoints back to the source
+    back = transform_points(sample["keypoints"], sample["inverse"])
+    np.testing.assert_allclose(back[on_crop], keypoints[on_crop], atol=1e-3)
+
+
+def test_head_size_scales_with_the_crop() -> None:
+    image, keypoints = _two_dot_image()
+    params = CropParams(scale=1.25, rotation=30)
+    s = top_down_sample(image, keypoints, np.ones(16), (128, 128), 128.0, 20.0, params=params)
+    assert s["head_size"] == pytest.approx(20.0 * 256 / (128 * 1.25))
+
+
+def test_random_crop_is_deterministic_given_the_generator() -> None:
+    image, keypoints = _two_dot_image()
+    a = top_down_sample(image, keypoints, np.ones(16), (128, 128), 200.0, 20.0, rng=np.random.default_rng(7))
+    b = top_down_sample(image, keypoints, np.ones(16), (128, 128), 200.0, 20.0, rng=np.random.default_rng(7))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_color_jitter_stays_in_range() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
+    out = color_jitter(image, rng, 0.5, 0.5, 0.5)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1 and not np.allclose(out, image)
+
+
+def test_augment_config_draws_within_its_ranges() -> None:
+    from model_export.data.augment import sample_crop_params
+
+    rng = np.random.default_rng(0)
+    config = AugmentConfig(shift=0.2, shift_prob=1.0)
+    draws = [sample_crop_params(rng, config) for _ in range(300)]
+    assert all(0.75 <= d.scale <= 1.25 and abs(d.rotation) <= 30 and max(map(abs, d.shift)) <= 0.2 for d in draws)
+    assert 0.35 < np.mean([d.flip for d in draws]) < 0.65
+
+
+def test_invalid_inputs_raise() -> None:
+    with pytest.raises(ValueError):
+        crop_matrix((0, 0), 0.0)
+    with pytest.raises(ValueError):
+        invert_affine(np.eye(3))

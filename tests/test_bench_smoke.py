@@ -1,0 +1,113 @@
+"""Every benchmark script runs end to end on a tiny model (``--smoke``): they cannot rot unnoticed.
+
+No timing assertions: only that each part finishes, writes its JSON with the machine description
+and the fields the README table is built from, and that the report renders them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run ``python -m bench --smoke`` once, every CPU part, into a fresh directory."""
+    out = tmp_path_factory.mktemp("bench-results")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HOURGLASS_BENCH_CACHE": str(out / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def load(results: Path, name: str) -> dict:
+    doc = json.loads((results / f"{name}.json").read_text())
+    assert doc["benchmark"] == name
+    assert doc["machine"]["logical_cores"] >= 1
+    assert "onnxruntime" in doc["machine"]["versions"]
+    return doc
+
+
+def test_model_speed(results: Path) -> None:
+    rows = load(results, "model_speed")["results"]
+    assert {(r["engine"], r["batch"]) for r in rows} == {
+        (e, b) for e in ("onnxruntime", "pytorch eager") for b in (1, 2)
+    }
+    assert all(r["images_per_s"] > 0 and r["p95_ms"] >= r["median_ms"] for r in rows)
+
+
+def test_overhead(results: Path) -> None:
+    r = load(results, "overhead")["results"]
+    assert r["post_predict"]["median_ms"] > 0 and r["bare_session_run"]["median_ms"] > 0
+    assert r["overhead_ratio_p50"] > 0
+    assert set(r["service_stages_median_ms"]) >= {"decode", "preprocess", "inference", "postprocess"}
+
+
+def test_load_and_batching(results: Path) -> None:
+    rows = load(results, "load")["results"]
+    assert {r["server"] for r in rows} == {"service", "baseline"}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in rows)
+    batching = load(results, "batching")["results"]
+    assert batching and all(r["errors"] == 0 and r["requests"] > 0 for r in batching)
+
+
+def test_large_upload(results: Path) -> None:
+    rows = load(results, "large_upload")["results"]
+    assert {r["image"] for r in rows} == {"640x480", "smoke 1280x960"}
+    assert all(r["median_ms"] > 0 for r in rows)
+
+
+def test_decoder_and_session_options(results: Path) -> None:
+    decoders = {r["decoder"] for r in load(results, "decoder")["results"]}
+    assert {"codec quarter", "codec dark", "python loop (baseline)"} <= decoders
+    variants = load(results, "session_options")["results"]
+    assert variants[0]["vs_default"] == 1.0 and len(variants) >= 2
+
+
+def test_gpu_script_dry_run(results: Path) -> None:
+    from bench.gpu import bench_gpu
+
+    assert bench_gpu.main(["--smoke", "--out", str(results)]) == 0
+    doc = load(results, "gpu")["results"]
+    engines = {r["engine"] for r in doc["rows"]}
+    assert any("onnxruntime" in e for e in engines) and any("channels_last" in e for e in engines)
+    assert all(r["share_of_fp16_peak"] > 0 for r in doc["rows"])
+
+
+def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
+    text = report.render(results)
+    for heading in (
+        "ONNX Runtime vs PyTorch",
+        "Service overhead",
+        "Throughput under load",
+        "Large uploads",
+        "Heatmap decoder",
+        "Dynamic batching",
+        "session options",
+    ):
+        assert heading in text
+    assert "unreadable result" not in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Benchmarks\n{report.SECTION_MARKER}\n\n## Next\n")
+    report.update_readme(readme, text)
+    report.update_readme(readme, text)  # idempotent: replaces its own block
+    content = readme.read_text()
+    assert content.count(report.BEGIN) == 1 and "## Next" in content and "Service overhead" in content

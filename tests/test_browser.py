@@ -1,0 +1,182 @@
+"""The demo page end to end: a real headless Chromium (Debian's ``chromium``, driven by Playwright) on a real server.
+
+Playwright's own browser downloads are never used: the test launches ``/usr/bin/chromium``. A missing
+browser FAILS the test (``make browser`` installs it); it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.skeleton import MPII
+from tests.helpers.server import ServiceProcess
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+pytestmark = pytest.mark.browser
+
+PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
+TIMEOUT_MS = 30_000
+
+# Pixels of the canvas that differ from the bare photo drawn the same way, and the same test at each keypoint.
+CANVAS_CHECK = """(points) => {
+  const canvas = document.getElementById("canvas");
+  const img = new Image();
+  return new Promise((resolve) => {
+    img.onload = () => {
+      const bare = document.createElement("canvas");
+      bare.width = canvas.width; bare.height = canvas.height;
+      const b = bare.getContext("2d");
+      b.imageSmoothingQuality = "high";  // as the page draws it
+      b.drawImage(img, 0, 0, bare.width, bare.height);
+      const drawn = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      const plain = b.getImageData(0, 0, bare.width, bare.height).data;
+      const diff = (k) => Math.abs(drawn[k] - plain[k]) + Math.abs(drawn[k + 1] - plain[k + 1])
+        + Math.abs(drawn[k + 2] - plain[k + 2]);
+      let changed = 0;
+      for (let k = 0; k < drawn.length; k += 4) if (diff(k) > 30) changed++;
+      const sx = canvas.width / img.naturalWidth, sy = canvas.height / img.naturalHeight;
+      const atKeypoints = points.map(([x, y]) => {
+        const cx = Math.round((x + 0.5) * sx - 0.5), cy = Math.round((y + 0.5) * sy - 0.5);
+        if (cx < 0 || cy < 0 || cx >= canvas.width || cy >= canvas.height) return null;
+        return diff((cy * canvas.width + cx) * 4);
+      });
+      resolve({ width: canvas.width, height: canvas.height, changed, total: drawn.length / 4, atKeypoints });
+    };
+    img.src = URL.createObjectURL(document.getElementById("file").files[0]);
+  });
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: the browser tests need Debian's chromium "
+            "(`make browser`, or `apt-get install -y chromium`); they do not skip.",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: object, constant_server: ServiceProcess) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda exc: problems.append(str(exc)))
+    opened.goto(constant_server.url + "/")
+    yield opened
+    context.close()
+    assert not problems, f"JavaScript errors on the page: {problems}"
+
+
+def api_keypoints(server: ServiceProcess, **params: str) -> list[dict]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post(
+            "/predict", params=params, files={"file": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["keypoints"]
+
+
+def table_rows(page: object) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "#keypoints tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
+
+
+def test_upload_shows_skeleton_table_and_timings(page: object, constant_server: ServiceProcess, tmp_path: Path) -> None:
+    page.set_input_files("#file", str(PHOTO))
+    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+
+    expected = api_keypoints(constant_server)
+    rows = table_rows(page)
+    assert [row[1] for row in rows] == list(MPII.names)
+    assert [(row[2], row[3]) for row in rows] == [(f"{k['x']:.1f}", f"{k['y']:.1f}") for k in expected]
+    assert [row[4] for row in rows] == [f"{k['score']:.3f}" for k in expected]
+
+    timings = page.inner_text("#timings")
+    for stage in ("decode", "preprocess", "inference", "postprocess", "round trip"):
+        assert stage in timings
+    assert page.is_hidden("#error")
+
+    canvas = page.evaluate(CANVAS_CHECK, [[k["x"], k["y"]] for k in expected])
+    assert canvas["width"] == 1280 and abs(canvas["height"] - 1280 * 425 / 640) <= 1, canvas  # the photo's shape
+    assert 0.005 < canvas["changed"] / canvas["total"] < 0.5, canvas  # a skeleton, not a blank or repainted canvas
+    inside = [d for d in canvas["atKeypoints"] if d is not None]
+    assert len(inside) >= 10, canvas
+    assert all(d > 30 for d in inside), f"keypoints without a dot under them: {canvas['atKeypoints']}"
+
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_person_box_and_threshold(page: object, constant_server: ServiceProcess) -> None:
+    page.set_input_files("#file", str(PHOTO))
+    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+
+    # Drag a box on the canvas: the page asks /predict again with bbox=... and shows that answer.
+    box = page.locator("#canvas").bounding_box()
+    with page.expect_response(lambda r: "/predict?" in r.url and "bbox=" in r.url) as answer:
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.1)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.9, steps=5)
+        page.mouse.up()
+    bbox = httpx.URL(answer.value.url).params["bbox"]
+    x, y, w, h = (float(v) for v in bbox.split(","))
+    assert 200 < x < 300 and 30 < y < 55 and 220 < w < 290 and 300 < h < 360, bbox
+    expected = api_keypoints(constant_server, bbox=bbox)
+    page.wait_for_function(
+        "want => document.querySelector('#keypoints tbody tr td:nth-child(3)').textContent === want",
+        arg=f"{expected[0]['x']:.1f}",
+    )
+    assert [(r[2], r[3]) for r in table_rows(page)] == [(f"{k['x']:.1f}", f"{k['y']:.1f}") for k in expected]
+    assert page.input_value("#bbox").count(",") == 3
+
+    # Threshold above every score: all rows are marked low (and drawn faded), nothing is refetched.
+    page.eval_on_selector("#threshold", "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }")
+    assert page.eval_on_selector_all("#keypoints tbody tr.low", "rows => rows.length") == 16
+    assert page.inner_text("#threshold-value") == "1.00"
+
+
+def test_api_error_is_shown_readably(page: object, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a picture")
+    page.set_input_files("#file", str(text))
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    message = error.inner_text()
+    assert "HTTP 400" in message and "not a readable image" in message, message
+    assert "{" not in message, f"raw JSON shown to the user: {message}"
+    assert page.is_hidden("#results")
+    assert table_rows(page) == []
+    page.screenshot(path=str(tmp_path / "error.png"))
+
+    # The page recovers: a real photo next gives a result and clears the message.
+    page.set_input_files("#file", str(PHOTO))
+    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+    assert page.is_hidden("#error")

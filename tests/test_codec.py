@@ -1,0 +1,81 @@
+"""The heatmap decoder alone, on random sub-pixel Gaussians with known centres.
+
+Errors are per coordinate (mean |dx| and |dy|), in heatmap pixels: ``dark`` under 0.05,
+``quarter`` under 0.15, ``none`` about 0.25-0.3 (a uniform sub-pixel offset left in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.codec import HeatmapCodec, flip_heatmaps, heatmap_to_input, input_to_heatmap
+from service.skeleton import MPII
+from tests.helpers.models import gaussian_heatmaps
+
+HEATMAP = (64, 48)  # (h, w): not square, to catch swapped axes
+
+
+def random_gaussians(count: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(count, 1, h, w)`` heatmaps with random centres, widths and amplitudes, and their centres."""
+    rng = np.random.default_rng(seed)
+    h, w = HEATMAP
+    centres = np.column_stack([rng.uniform(4, w - 5, count), rng.uniform(4, h - 5, count)])
+    sigmas = rng.uniform(1.0, 2.5, count)
+    amplitude = rng.uniform(0.3, 1.0, count)
+    maps = np.stack(
+        [a * gaussian_heatmaps(c[None], HEATMAP, s)[0] for c, s, a in zip(centres, sigmas, amplitude, strict=True)]
+    )
+    return maps[:, None], centres
+
+
+@pytest.fixture(scope="module")
+def gaussians() -> tuple[np.ndarray, np.ndarray]:
+    return random_gaussians()
+
+
+@pytest.mark.parametrize(("refine", "low", "high"), [("dark", 0.0, 0.05), ("quarter", 0.0, 0.15), ("none", 0.2, 0.35)])
+def test_decoder_error_on_random_gaussians(gaussians, refine, low, high):
+    maps, centres = gaussians
+    codec = HeatmapCodec(input_size=(HEATMAP[0] * 4, HEATMAP[1] * 4), stride=4)
+    coords, scores = codec.decode(maps, refine)
+    found = input_to_heatmap(coords[:, 0].astype(np.float64), 4)
+    error = np.abs(found - centres).mean()
+    assert low <= error < high, f"{refine}: mean error {error:.4f} heatmap px"
+    assert scores.shape == (len(maps), 1)
+
+
+def test_dark_beats_quarter_beats_none(gaussians):
+    maps, centres = gaussians
+    codec = HeatmapCodec(input_size=(HEATMAP[0] * 4, HEATMAP[1] * 4), stride=4)
+    errors = {
+        refine: np.abs(input_to_heatmap(codec.decode(maps, refine)[0][:, 0].astype(np.float64), 4) - centres).mean()
+        for refine in ("dark", "quarter", "none")
+    }
+    assert errors["dark"] < errors["quarter"] < errors["none"]
+
+
+def test_score_is_the_peak_value():
+    maps = 0.7 * gaussian_heatmaps(np.array([[10.0, 20.0]]), HEATMAP)[None]
+    codec = HeatmapCodec(input_size=(HEATMAP[0] * 4, HEATMAP[1] * 4), stride=4)
+    _, scores = codec.decode(maps, "dark")
+    assert scores[0, 0] == pytest.approx(0.7, abs=1e-6)
+
+
+def test_coordinate_convention_round_trip():
+    h = np.array([0.0, 12.25, 63.0])
+    np.testing.assert_allclose(heatmap_to_input(h, 4), (h + 0.5) * 4 - 0.5)
+    np.testing.assert_allclose(input_to_heatmap(heatmap_to_input(h, 4), 4), h)
+
+
+def test_flip_heatmaps_mirrors_and_swaps_pairs():
+    w = HEATMAP[1]
+    peaks = np.column_stack([np.linspace(5, 40, 16), np.linspace(5, 50, 16)])
+    maps = gaussian_heatmaps(peaks, HEATMAP)[None]
+    flipped = flip_heatmaps(maps, MPII.flip_index)
+    codec = HeatmapCodec(input_size=(HEATMAP[0] * 4, HEATMAP[1] * 4), stride=4)
+    coords, _ = codec.decode(flipped, "dark")
+    found = input_to_heatmap(coords[0].astype(np.float64), 4)
+    mirror = np.array(MPII.flip_index)
+    expected = np.column_stack([w - 1 - peaks[mirror, 0], peaks[mirror, 1]])
+    np.testing.assert_allclose(found, expected, atol=0.05)

@@ -1,0 +1,51 @@
+"""The shipped model still scores on freshly generated held-out synthetic figures.
+
+``weights/default.json`` is what ``python -m model_export evaluate --onnx weights/default.onnx
+--dataset synthetic --json weights/default.json`` wrote when the model was made; its
+``pckh@0.5.mean`` minus 0.03 (never below 0.5) is the floor here. A regression in the model,
+the generator, the crop recipe or the decoder drops the score under it. Both files are part of
+the product: if either is missing the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model_export.evaluate import OnnxRunner, heldout_synthetic, predict_dataset, score
+from service.skeleton import MPII_JOINTS
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+MODEL = WEIGHTS / "default.onnx"
+MEASURED = WEIGHTS / "default.json"
+FIGURES = 96
+MARGIN = 0.03
+LOWEST_FLOOR = 0.5
+
+
+def floor_from(measured: dict) -> float:
+    """The measured held-out PCKh@0.5 mean minus the margin, never below 0.5."""
+    try:
+        value = float(measured["pckh@0.5"]["mean"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AssertionError(f"{MEASURED} has no numeric 'pckh@0.5'.'mean' (the evaluate --json format)") from exc
+    return max(value - MARGIN, LOWEST_FLOOR)
+
+
+@pytest.mark.slow
+def test_default_model_meets_its_heldout_pckh_floor() -> None:
+    assert MODEL.is_file(), f"{MODEL} is missing: the service's default model must be committed"
+    assert MEASURED.is_file(), f"{MEASURED} is missing: write it with `python -m model_export evaluate --json`"
+    measured = json.loads(MEASURED.read_text())
+    floor = floor_from(measured)
+    runner = OnnxRunner(MODEL)
+    assert runner.layout.names == MPII_JOINTS
+    dataset = heldout_synthetic(FIGURES, base_seed=int(measured.get("data_seed", 0)))
+    pred, gt, visible, head = predict_dataset(
+        runner, dataset, flip=bool(measured.get("flip", False)), refine=str(measured.get("refine", "quarter"))
+    )
+    results = score(pred, gt, visible, head, runner.layout)
+    table = results[0.5].table(runner.layout)
+    assert results[0.5].mean >= floor, f"held-out PCKh@0.5 {results[0.5].mean:.4f} < floor {floor:.4f}\n{table}"

@@ -1,0 +1,234 @@
+"""Skeleton overlays: ``POST /predict/render``, the drawing itself and ``python -m service.render``.
+
+The constant-heatmap model puts every joint at a known place whatever the image, so the test knows
+where the dots must be: at the keypoints ``/predict`` returns for the same image and options, scaled
+to the picture. The image is uniform grey, so any coloured pixel was drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.render import (
+    FADED_ALPHA,
+    SIDE_COLOURS,
+    draw_skeleton,
+    line_width_for,
+    output_size,
+    render_overlay,
+)
+from service.skeleton import MPII, KeypointLayout
+from tests.helpers.server import REPO_ROOT, ServiceProcess, service_env
+
+GREY = (128, 128, 128)
+SIZE = (1500, 1300)  # landscape-ish, and every constant-model joint lands inside it when letterboxed
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def grey_png() -> bytes:
+    return png_bytes(Image.new("RGB", SIZE, GREY))
+
+
+def post(client: httpx.Client, path: str, data: bytes, **params: object) -> httpx.Response:
+    return client.post(path, params=params, files={"file": ("grey.png", data, "image/png")})
+
+
+def keypoints_of(client: httpx.Client, data: bytes, **params: object) -> list[dict]:
+    response = post(client, "/predict", data, **params)
+    assert response.status_code == 200, response.text
+    return response.json()["keypoints"]
+
+
+def expected_colour(index: int, alpha: int = 255) -> np.ndarray:
+    colour = np.array(SIDE_COLOURS[MPII.side(index)], np.float64)
+    return (colour * alpha + np.array(GREY, np.float64) * (255 - alpha)) / 255
+
+
+def check_dots(picture: np.ndarray, keypoints: list[dict], frame: tuple[int, int], alpha: int, tol: float) -> None:
+    """Each joint's dot is at its keypoint (scaled to the picture) in its side's colour.
+
+    Joints whose dots overlap another joint's dot are left out (at least 10 of 16 remain).
+    """
+    h, w = picture.shape[:2]
+    sx, sy = w / frame[0], h / frame[1]
+    points = np.array([((kp["x"] + 0.5) * sx - 0.5, (kp["y"] + 0.5) * sy - 0.5) for kp in keypoints])
+    assert np.all((points >= 0) & (points < (w, h))), f"test setup: keypoints outside the picture: {points}"
+    distance = np.linalg.norm(points[:, None] - points[None], axis=2) + np.eye(len(points)) * 1e9
+    apart = distance.min(axis=1) > 2.5 * line_width_for((w, h)) + 2  # dot radius: 1.2 line widths
+    assert apart.sum() >= 10, "test setup: the constant model's joints are too close together"
+    for i in np.flatnonzero(apart):
+        x, y = points[i]
+        pixel = picture[round(y), round(x)].astype(np.float64)
+        want = expected_colour(i, alpha)
+        name = keypoints[i]["name"]
+        assert np.abs(pixel - want).max() <= tol, f"{name}: pixel {pixel} at ({x:.1f}, {y:.1f}), want {want}"
+
+
+# ---------------------------------------------------------------------- endpoint
+def test_render_png_has_the_skeleton_where_the_keypoints_are(constant_server: ServiceProcess, grey_png: bytes) -> None:
+    with constant_server.client() as client:
+        keypoints = keypoints_of(client, grey_png)
+        response = post(client, "/predict/render", grey_png)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    picture = Image.open(io.BytesIO(response.content))
+    assert picture.format == "PNG"
+    assert picture.size == (1024, round(1300 * 1024 / 1500))  # longer side down to the default max_side
+    pixels = np.asarray(picture.convert("RGB"))
+    check_dots(pixels, keypoints, SIZE, alpha=255, tol=6)
+    # Nothing drawn far from the skeleton: the corners are the image's own grey.
+    for y, x in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        assert tuple(pixels[y, x]) == GREY
+    drawn = np.any(pixels != GREY, axis=2).mean()
+    assert 0.005 < drawn < 0.2, f"{drawn:.1%} of the picture drawn over"
+
+
+def test_render_jpeg_threshold_and_options(constant_server: ServiceProcess, grey_png: bytes) -> None:
+    params = {"max_side": 500, "format": "jpeg", "threshold": 1.0, "resize": "stretch", "refine": "dark"}
+    with constant_server.client() as client:
+        keypoints = keypoints_of(client, grey_png, resize="stretch", refine="dark")
+        response = post(client, "/predict/render", grey_png, **params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(response.content))
+    assert picture.format == "JPEG"
+    assert picture.size == (500, 433)
+    assert all(kp["score"] < 1.0 for kp in keypoints)
+    # Every score is under the threshold 1.0: every joint is drawn faded, not in full colour.
+    check_dots(np.asarray(picture.convert("RGB")), keypoints, SIZE, alpha=FADED_ALPHA, tol=25)
+
+
+def test_render_small_image_is_not_enlarged(constant_server: ServiceProcess) -> None:
+    data = png_bytes(Image.new("RGB", (300, 260), GREY))
+    with constant_server.client() as client:
+        keypoints = keypoints_of(client, data)
+        response = post(client, "/predict/render", data)
+    assert response.status_code == 200, response.text
+    picture = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+    assert picture.shape == (260, 300, 3)
+    check_dots(picture, keypoints, (300, 260), alpha=255, tol=12)
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "status", "code"),
+    [
+        ({}, b"just some text", 400, "invalid_image"),
+        ({"format": "gif"}, None, 422, "invalid_request"),
+        ({"max_side": 0}, None, 422, "invalid_request"),
+        ({"threshold": 2}, None, 422, "invalid_request"),
+        ({"bbox": "10,10,0,5"}, None, 422, "invalid_bbox"),
+    ],
+)
+def test_render_errors_are_json(
+    constant_server: ServiceProcess, grey_png: bytes, params: dict, data: bytes | None, status: int, code: str
+) -> None:
+    with constant_server.client() as client:
+        response = post(client, "/predict/render", data or grey_png, **params)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["code"] == code
+        assert post(client, "/predict/render", grey_png).status_code == 200  # and it keeps serving
+
+
+def test_demo_page_is_self_contained(constant_server: ServiceProcess) -> None:
+    with constant_server.client() as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert "<canvas" in html and "fetch(`predict?" in html
+    for external in ('src="http', "src='http", 'href="http', "href='http", "@import", "<script src", "url(http"):
+        assert external not in html, f"the page loads something from elsewhere: {external}"
+
+
+# ---------------------------------------------------------------------- offline command line
+def test_cli_draws_the_same_picture(
+    constant_server: ServiceProcess, constant_model_path: Path, grey_png: bytes, tmp_path: Path
+) -> None:
+    source = tmp_path / "grey.png"
+    source.write_bytes(grey_png)
+    out = tmp_path / "overlay.png"
+    env = service_env(None)
+    result = subprocess.run(
+        [sys.executable, "-m", "service.render", str(source), "--out", str(out), "--model", str(constant_model_path),
+         "--refine", "dark", "--flip"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "16 keypoints" in result.stderr
+    with constant_server.client() as client:
+        response = post(client, "/predict/render", grey_png, refine="dark", flip="true")
+    served = np.asarray(Image.open(io.BytesIO(response.content)))
+    offline = np.asarray(Image.open(out))
+    assert offline.shape == served.shape
+    assert np.array_equal(offline, served)
+
+
+def test_cli_reports_bad_input(constant_model_path: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    command = [sys.executable, "-m", "service.render", str(text), "--out", str(tmp_path / "x.png")]
+    env = service_env(None)
+    bad_image = subprocess.run([*command, "--model", str(constant_model_path)], cwd=REPO_ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad_image.returncode == 2 and "not a readable image" in bad_image.stderr
+    no_model = subprocess.run([*command, "--model", str(tmp_path / "missing.onnx")], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert no_model.returncode == 1 and "missing.onnx" in no_model.stderr and "not found" in no_model.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_render_module_imports_neither_torch_nor_onnxruntime() -> None:
+    code = "import sys, service.render; print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=service_env(None),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------- drawing
+def test_output_size() -> None:
+    assert output_size((640, 425), 1024) == (640, 425)
+    assert output_size((4000, 3000), 1024) == (1024, 768)
+    assert output_size((3000, 4000), 1000) == (750, 1000)
+    assert output_size((5000, 1), 100) == (100, 1)
+    with pytest.raises(ValueError):
+        output_size((10, 10), 0)
+
+
+def test_draw_skeleton_colours_limbs_by_side() -> None:
+    layout = KeypointLayout(names=("left_a", "left_b", "right_a", "right_b", "top"), skeleton=((0, 1), (2, 3), (1, 3)))
+    image = Image.new("RGB", (200, 100), GREY)
+    points = [(20.0, 20.0, 0.9), (20.0, 80.0, 0.9), (180.0, 20.0, 0.9), (180.0, 80.0, 0.9), (100.0, 10.0, 0.9)]
+    pixels = np.asarray(draw_skeleton(image, points, layout))
+    assert tuple(pixels[50, 20]) == SIDE_COLOURS["left"]  # middle of the left limb
+    assert tuple(pixels[50, 180]) == SIDE_COLOURS["right"]
+    assert tuple(pixels[80, 100]) == SIDE_COLOURS["center"]  # left-right limb
+    assert tuple(pixels[10, 100]) == SIDE_COLOURS["center"]  # the unconnected joint is still a dot
+    assert tuple(pixels[50, 100]) == GREY
+    with pytest.raises(ValueError, match="expected 5 keypoints"):
+        draw_skeleton(image, points[:4], layout)
+
+
+def test_render_overlay_maps_a_reduced_decode_to_the_full_frame() -> None:
+    """Keypoints in a 2000x1000 frame, picture decoded at 1/4: the dot lands at the same place."""
+    layout = KeypointLayout(names=("left_x",))
+    reduced = Image.new("RGB", (500, 250), GREY)
+    picture = render_overlay(reduced, [(1499.5, 499.5, 1.0)], layout, max_side=1000, frame_size=(2000, 1000))
+    assert picture.size == (1000, 500)
+    pixels = np.asarray(picture)
+    assert tuple(pixels[250, 750]) == SIDE_COLOURS["left"]  # (1499.5 + 0.5) / 2 - 0.5 = 749.5
+    assert tuple(pixels[250, 600]) == GREY

@@ -1,0 +1,213 @@
+"""Every kind of bad input gets the right status and a JSON error body, and the server keeps serving.
+
+Runs against the shared ``constant_server`` (limits: 2 MB uploads, 4 megapixels, 4 files per batch).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.helpers.images import encode, gray_image
+
+GOOD = encode(gray_image(64, 48))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` but whose pixel data is garbage."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"garbage") + chunk(b"IEND", b"")
+
+
+def truncated_jpeg() -> bytes:
+    data = encode(Image.effect_noise((400, 300), 60).convert("RGB"), "JPEG", quality=90)
+    return data[: len(data) // 2]
+
+
+def corrupt_png() -> bytes:
+    data = bytearray(encode(Image.effect_noise((100, 80), 60).convert("RGB")))
+    idat = data.index(b"IDAT")
+    data[idat + 4 : idat + 40] = b"\xff" * 36  # the zlib stream header and data overwritten
+    return bytes(data)
+
+
+def ico_image() -> bytes:
+    buffer = io.BytesIO()
+    gray_image(32, 32).save(buffer, format="ICO")
+    return buffer.getvalue()
+
+
+def multipart(field: str, data: bytes, name: str = "x.png", ctype: str = "image/png") -> dict:
+    return {"files": {field: (name, data, ctype)}}
+
+
+def raw(data: bytes, ctype: str | None) -> dict:
+    return {"content": data, "headers": {"content-type": ctype} if ctype else {}}
+
+
+def chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
+    """A streamed body without Content-Length (chunked transfer encoding)."""
+    sent = 0
+    while sent < total:
+        yield b"\xff" * min(size, total - sent)
+        sent += size
+
+
+CASES = {
+    # name: (path, query, request kwargs, status, code)
+    "empty raw body": ("/predict", {}, raw(b"", "image/jpeg"), 400, "empty_body"),
+    "no body at all": ("/predict", {}, raw(b"", None), 422, "missing_file"),
+    "missing multipart field": ("/predict", {}, multipart("picture", GOOD), 422, "missing_file"),
+    "field is text, not a file": (
+        "/predict",
+        {},
+        {"data": {"file": "hello"}, "files": {"x": ("x", b"1")}},
+        422,
+        "missing_file",
+    ),
+    "empty file": ("/predict", {}, multipart("file", b""), 400, "empty_image"),
+    "not an image": ("/predict", {}, raw(b"this is not an image at all", "image/png"), 400, "invalid_image"),
+    "truncated jpeg": (
+        "/predict",
+        {},
+        multipart("file", truncated_jpeg(), "t.jpg", "image/jpeg"),
+        400,
+        "invalid_image",
+    ),
+    "corrupt png": ("/predict", {}, raw(corrupt_png(), "image/png"), 400, "invalid_image"),
+    "garbage pixels under a valid header": (
+        "/predict",
+        {},
+        raw(png_header_only(100, 100), "image/png"),
+        400,
+        "invalid_image",
+    ),
+    "malformed multipart": (
+        "/predict",
+        {},
+        raw(b"--xx\r\nnonsense", "multipart/form-data"),
+        400,
+        "invalid_multipart",
+    ),
+    "unsupported format (ICO)": (
+        "/predict",
+        {},
+        multipart("file", ico_image(), "x.ico", "image/x-icon"),
+        415,
+        "unsupported_media_type",
+    ),
+    "unsupported image type (SVG)": (
+        "/predict",
+        {},
+        raw(b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+        415,
+        "unsupported_media_type",
+    ),
+    "unsupported content type": (
+        "/predict",
+        {},
+        raw(b'{"image": 1}', "application/json"),
+        415,
+        "unsupported_media_type",
+    ),
+    "batch as raw body": ("/predict/batch", {}, raw(GOOD, "image/png"), 415, "unsupported_media_type"),
+    "upload too large (Content-Length)": (
+        "/predict",
+        {},
+        raw(b"\xff" * 2_500_000, "image/jpeg"),
+        413,
+        "payload_too_large",
+    ),
+    "multipart upload too large": ("/predict", {}, multipart("file", b"\xff" * 2_500_000), 413, "payload_too_large"),
+    "too many pixels (checked before decoding)": (
+        "/predict",
+        {},
+        raw(png_header_only(2100, 2000), "image/png"),
+        413,
+        "too_many_pixels",
+    ),
+    "decompression bomb": ("/predict", {}, raw(png_header_only(50_000, 50_000), "image/png"), 413, "too_many_pixels"),
+    "too many files": (
+        "/predict/batch",
+        {},
+        {"files": [("files", (f"{i}.png", GOOD, "image/png")) for i in range(5)]},
+        413,
+        "too_many_files",
+    ),
+    "two files to /predict": (
+        "/predict",
+        {},
+        {"files": [("file", ("a.png", GOOD)), ("file", ("b.png", GOOD))]},
+        413,
+        "too_many_files",
+    ),
+    "unknown resize": ("/predict", {"resize": "squash"}, multipart("file", GOOD), 422, "invalid_request"),
+    "unknown refine": ("/predict", {"refine": "magic"}, multipart("file", GOOD), 422, "invalid_request"),
+    "bad flip": ("/predict", {"flip": "maybe"}, multipart("file", GOOD), 422, "invalid_request"),
+    "bbox zero size": ("/predict", {"bbox": "10,10,0,20"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox negative size": ("/predict", {"bbox": "10,10,20,-5"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox outside the image": ("/predict", {"bbox": "100,10,20,20"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox left of the image": ("/predict", {"bbox": "-30,10,20,20"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox malformed": ("/predict", {"bbox": "1,2,3"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox not finite": ("/predict", {"bbox": "1,2,nan,4"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox on a batch": (
+        "/predict/batch",
+        {"bbox": "0,0,0,0"},
+        {"files": [("files", ("a.png", GOOD))]},
+        422,
+        "invalid_bbox",
+    ),
+    "unknown route": ("/nowhere", {}, {}, 404, "not_found"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_bad_input_then_good_request(constant_server, case):
+    path, params, kwargs, status, code = CASES[case]
+    with constant_server.client() as client:
+        r = client.post(path, params=params, **kwargs)
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert set(body) == {"error"}
+        assert body["error"]["code"] == code
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+        good = client.post("/predict", files={"file": ("ok.png", GOOD, "image/png")})
+        assert good.status_code == 200, good.text
+        assert len(good.json()["keypoints"]) == 16
+
+
+def test_oversized_stream_is_cut_off_while_reading(constant_server):
+    """No Content-Length: the server stops at the limit instead of buffering 50 MB."""
+    with constant_server.client() as client:
+        try:
+            r = client.post("/predict", content=chunks(50_000_000), headers={"content-type": "image/jpeg"})
+        except httpx.TransportError:  # the server may close the connection while we still send
+            r = None
+        if r is not None:
+            assert r.status_code == 413, r.text
+            assert r.json()["error"]["code"] == "payload_too_large"
+        assert client.post("/predict", files={"file": ("ok.png", GOOD)}).status_code == 200
+
+
+def test_wrong_method_is_a_json_error(constant_server):
+    with constant_server.client() as client:
+        r = client.get("/predict")
+    assert r.status_code == 405
+    assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_no_server_errors_were_counted(constant_server):
+    with constant_server.client() as client:
+        metrics = client.get("/metrics").text
+    assert 'status="500"' not in metrics
+    assert 'pose_http_requests_total{endpoint="/predict",method="POST",status="200"}' in metrics

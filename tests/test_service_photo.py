@@ -1,0 +1,72 @@
+"""The real photo (COCO val2017 image 785, a skier, CC BY 2.0) through the real server.
+
+Uses the shipped ``weights/default.onnx`` when it exists; otherwise a small random-weight
+StackedHourglass exported here with ``model_export.export`` (the test may import torch, the
+service never does). A random model's peaks can fall anywhere on the heatmap, including the
+letterbox padding, so with it the check uses ``resize=stretch``, where every heatmap pixel
+maps inside the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.server import REPO_ROOT, ServiceProcess
+
+DEFAULT_MODEL = REPO_ROOT / "weights" / "default.onnx"
+WIDTH, HEIGHT = 640, 425
+
+
+@pytest.fixture(scope="module")
+def photo_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+    if DEFAULT_MODEL.exists():
+        return DEFAULT_MODEL, True
+    torch = pytest.importorskip("torch")
+    from model_export.export import export_onnx
+    from model_export.model import StackedHourglass
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("photo") / "random_hg.onnx"
+    export_onnx(StackedHourglass(1, 16, 16, order=4), path, provenance={"name": "random-test"}, log=lambda _: None)
+    return path, False
+
+
+@pytest.fixture(scope="module")
+def photo_server(photo_model) -> Iterator[ServiceProcess]:
+    with ServiceProcess(photo_model[0]) as server:
+        yield server
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flip", [False, True])
+def test_real_photo_gives_16_keypoints_inside_the_image(photo_server, photo_model, coco_image, flip):
+    _, trained = photo_model
+    params = {"flip": str(flip).lower(), "resize": "letterbox" if trained else "stretch"}
+    with photo_server.client() as client:
+        r = client.post("/predict", params=params, files={"file": ("000000000785.jpg", coco_image, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["image"] == {"width": WIDTH, "height": HEIGHT}
+    keypoints = body["keypoints"]
+    assert len(keypoints) == 16
+    assert len({k["name"] for k in keypoints}) == 16
+    for k in keypoints:
+        assert -0.5 <= k["x"] <= WIDTH - 0.5 and -0.5 <= k["y"] <= HEIGHT - 0.5, k
+        assert k["score"] == k["score"]  # not NaN
+
+
+@pytest.mark.slow
+def test_real_photo_batch_matches_single_requests(photo_server, coco_image):
+    files = [("files", (f"{i}.jpg", coco_image, "image/jpeg")) for i in range(3)]
+    with photo_server.client() as client:
+        single = client.post("/predict", files={"file": ("a.jpg", coco_image, "image/jpeg")}).json()
+        batch = client.post("/predict/batch", files=files)
+    assert batch.status_code == 200, batch.text
+    assert len(batch.json()) == 3
+    for body in batch.json():
+        for a, b in zip(body["keypoints"], single["keypoints"], strict=True):
+            assert a["name"] == b["name"]
+            assert abs(a["x"] - b["x"]) < 1e-3 and abs(a["y"] - b["y"]) < 1e-3

@@ -1,0 +1,60 @@
+"""The predictor without HTTP: decoded images and uploaded bytes take the same path to the same answer."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.engine import Engine
+from service.errors import ApiError
+from service.images import DecodedImage
+from service.predictor import PredictOptions, Predictor, Upload
+from tests.helpers.images import blob_image, encode
+
+
+@pytest.fixture(scope="module")
+def predictor(blob_model_path) -> Predictor:
+    engine = Engine.load(blob_model_path, intra_op_threads=1)
+    calls: list[int] = []
+
+    async def infer(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return engine.run(batch)
+
+    predictor = Predictor(engine.info, SimpleNamespace(infer=infer), max_pixels=10_000_000)
+    predictor.calls = calls  # type: ignore[attr-defined]
+    return predictor
+
+
+def test_decoded_images_and_uploads_agree(predictor):
+    picture = blob_image(320, 200, (100.0, 150.0), 8.0)
+    options = PredictOptions(refine="dark", flip=True)
+    [from_image] = asyncio.run(predictor.predict_images([DecodedImage.from_pil(picture)], options))
+    [from_bytes] = asyncio.run(predictor.predict_uploads([Upload(encode(picture), "image/png")], options))
+    assert from_image.result.model_dump() | {"timings_ms": None} == from_bytes.result.model_dump() | {
+        "timings_ms": None
+    }
+    [blob] = from_image.result.keypoints
+    assert abs(blob.x - 100.0) < 0.5 and abs(blob.y - 150.0) < 0.5
+    assert from_bytes.image.size == (320, 200)
+
+
+def test_one_model_call_per_request_with_mirrored_copies(predictor):
+    predictor.calls.clear()
+    images = [DecodedImage.from_pil(Image.new("RGB", (50 + i, 40))) for i in range(3)]
+    results = asyncio.run(predictor.predict_images(images, PredictOptions(flip=True)))
+    assert [r.result.image.width for r in results] == [50, 51, 52]
+    assert predictor.calls == [6]  # three images and their mirror images, one batch
+
+
+def test_bad_bbox_is_rejected_before_inference(predictor):
+    predictor.calls.clear()
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(
+            predictor.predict_uploads([Upload(encode(Image.new("RGB", (30, 30))))], PredictOptions(bbox=(40, 0, 5, 5)))
+        )
+    assert caught.value.status == 422 and predictor.calls == []
