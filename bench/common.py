@@ -113,6 +113,28 @@ def time_calls(fn: Callable[[], object], warmup: int, repeat: int, budget_s: flo
     return Stats.of(samples)
 
 
+def time_alternating(
+    fns: dict[str, Callable[[], object]], warmup: int, repeat: int, budget_s: float | None = None
+) -> dict[str, Stats]:
+    """Like :func:`time_calls` for several functions, called in turn, so a change in load hits all alike."""
+    started = time.perf_counter()
+    for i in range(warmup):
+        if i and budget_s is not None and time.perf_counter() - started > budget_s / 3:
+            break
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    started = time.perf_counter()
+    for i in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+        if budget_s is not None and i + 1 >= MIN_SAMPLES and time.perf_counter() - started > budget_s:
+            break
+    return {name: Stats.of(s) for name, s in samples.items()}
+
+
 # ---------------------------------------------------------------------- machine
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, load, library versions."""

@@ -31,7 +31,13 @@ def _fmt(value: Any) -> str:
 
 
 def load_results(directory: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+    """The benchmark's own results (``{name}.json`` for each name in :data:`SECTIONS`), in section order.
+
+    Other files in the directory (``reliability.json`` from ``scripts/reliability_report.py``) belong to
+    other tools: they are neither read nor touched.
+    """
+    paths = [directory / f"{name}.json" for name in SECTIONS]
+    return {p.stem: json.loads(p.read_text()) for p in paths if p.is_file()}
 
 
 def machine_line(doc: dict[str, Any]) -> str:
@@ -44,9 +50,12 @@ def machine_line(doc: dict[str, Any]) -> str:
 
 
 def model_speed(doc: dict[str, Any]) -> str:
-    rows = [[r["engine"], r["batch"], r["images_per_s"], r["median_ms"], r["p95_ms"]] for r in doc["results"]]
+    rows = [
+        [r["engine"], r.get("threads"), r["batch"], r["images_per_s"], r["median_ms"], r["p95_ms"]]
+        for r in doc["results"]
+    ]
     return "**Model: ONNX Runtime vs PyTorch eager, same weights**\n\n" + table(
-        ["engine", "batch", "images/s", "median ms", "p95 ms"], rows
+        ["engine", "threads", "batch", "images/s", "median ms", "p95 ms"], rows
     )
 
 
@@ -159,14 +168,17 @@ def render(directory: Path = RESULTS_DIR) -> str:
 
 
 def update_readme(readme: Path, text: str) -> None:
-    """Replace the generated block under the benchmarks section marker (inserting it the first time)."""
+    """Replace the generated block in the benchmarks section (the first time: append it to the section)."""
     content = readme.read_text()
     block = f"{BEGIN}\n{text}\n{END}"
     if BEGIN in content and END in content:
         head, rest = content.split(BEGIN, 1)
         content = head + block + rest.split(END, 1)[1]
-    elif SECTION_MARKER in content:
-        content = content.replace(SECTION_MARKER, f"{SECTION_MARKER}\n{block}", 1)
+    elif SECTION_MARKER in content:  # first time: at the end of the section, after any prose
+        head, rest = content.split(SECTION_MARKER, 1)
+        cut = rest.find("\n## ")
+        cut = len(rest) if cut < 0 else cut
+        content = f"{head}{SECTION_MARKER}{rest[:cut].rstrip()}\n\n{block}\n{rest[cut:]}"
     else:
         raise ValueError(f"{readme} has no '{SECTION_MARKER}' line to put the tables under")
     readme.write_text(content)

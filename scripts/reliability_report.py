@@ -273,7 +273,8 @@ def markdown(report: dict[str, Any]) -> str:
         "waiting; beyond that an immediate `503` with `Retry-After` (a full dynamic-batching queue answers the same). "
         "`POSE_REQUEST_TIMEOUT_S` (queueing included) answers `504` and frees the slot. Health, readiness and metrics "
         "are never limited.",
-        "- **API key** (optional): with `POSE_API_KEY` set, everything but `/healthz`, `/readyz`, `/docs` and "
+        "- **API key** (optional): with `POSE_API_KEY` set, everything but the demo page `/` (exact path; a static "
+        "page with no data that asks for the key and sends it as `X-API-Key`), `/healthz`, `/readyz`, `/docs` and "
         "`/openapi.json` needs `Authorization: Bearer <key>` or `X-API-Key: <key>` (constant-time comparison), else "
         "`401`. The key appears in no log line and no error body.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 exec "$PYTHON" -m model_export train \
   --dataset synthetic --stacks 2 --features 64 --joints 16 --order 4 \
-  --batch-size 16 --optimizer adam --lr 1e-3 --lr-milestones 1800,2300 --lr-gamma 0.1 \
-  --epochs 100 --epoch-size 3200 --val-size 256 --max-steps 2600 \
+  --batch-size 16 --optimizer adam --lr 1e-3 --lr-milestones 2800,3300 --lr-gamma 0.1 \
+  --epochs 100 --epoch-size 3200 --val-size 256 --max-steps 3600 \
   --amp --channels-last --threads 1 --workers 1 --seed 0 --data-seed 0 \
   --checkpoint-every 100 --log-every 20 \
   --out "${OUT:-runs/default}" "$@"

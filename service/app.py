@@ -4,8 +4,9 @@ Extension points (kept in one place each):
 - ``ROUTERS``: routers included in order; add new route modules there.
 - the middleware section of :func:`create_app`.
 - ``app.state.infer(batch) -> heatmaps``: the one awaitable all inference goes through
-  (installed by :func:`install_inference`; a batcher replaces it). ``app.state.run_model`` is
-  the synchronous, metered model call it wraps.
+  (installed by :func:`install_inference`: a :class:`service.predictor.ThreadedInfer`, which lets the
+  predictor run decode, model and postprocess in one worker-thread call; a batcher replaces it).
+  ``app.state.run_model`` is the synchronous, metered model call it wraps.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from service.engine import Engine
 from service.errors import ApiError, error_body
 from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import ApiKey, Backpressure, RequestContext
-from service.predictor import Predictor
+from service.predictor import Predictor, ThreadedInfer
 from service.readiness import Readiness, State
 from service.settings import Settings, settings_table
 
@@ -69,11 +70,8 @@ def install_inference(app: FastAPI) -> None:
         batch_sizes.observe(batch.shape[0])
         return engine.run(batch)
 
-    async def infer(batch: np.ndarray) -> np.ndarray:
-        return await anyio.to_thread.run_sync(run_model, batch)
-
     state.run_model = run_model
-    state.infer = infer
+    state.infer = ThreadedInfer(run_model)  # the predictor runs a whole request in one worker-thread call
     settings = state.settings
     state.batcher = batcher_for(
         settings.batch_max_size, settings.batch_timeout_ms, settings.batch_max_queue, engine.info.providers, run_model

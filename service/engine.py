@@ -81,15 +81,7 @@ class Engine:
     ) -> Engine:
         """Open, check and probe the model with one blank image; raises :class:`ModelLoadError`."""
         path = Path(path)
-        if not path.exists():
-            raise ModelLoadError(path, "file not found")
-        if not path.is_file():
-            raise ModelLoadError(path, "not a regular file")
-        try:
-            with path.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError as exc:
-            raise ModelLoadError(path, f"unreadable ({exc.strerror or exc})") from exc
+        digest = _file_digest(path)
         try:
             chosen = select_providers(providers)
         except ValueError as exc:
@@ -138,6 +130,20 @@ class Engine:
         batch = self.blank_batch()
         for _ in range(runs):
             self.run(batch)
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of the model file; any OS error (missing, a directory, name too long, no permission, I/O)
+    is a :class:`ModelLoadError` naming the path and the reason."""
+    try:
+        if not path.exists():
+            raise ModelLoadError(path, "file not found")
+        if not path.is_file():
+            raise ModelLoadError(path, "not a regular file")
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise ModelLoadError(path, f"unreadable ({exc.strerror or exc})") from exc
 
 
 def _check_contract(path: Path, session: ort.InferenceSession) -> ModelMetadata:

@@ -2,7 +2,8 @@
 
 Each app owns its registry (several apps can live in one process, e.g. in tests). The ASGI
 middleware counts every HTTP request under its route template (``other`` for unmatched paths,
-so clients cannot blow up label cardinality).
+so clients cannot blow up label cardinality). A request whose client went away mid-upload is counted
+under status ``499`` (as in the access log), not as a server error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from starlette.requests import ClientDisconnect
+
+from service.middleware import CLIENT_CLOSED_REQUEST
 
 disable_created_metrics()  # no `*_created` series: half the exposition size, nothing a dashboard uses
 
@@ -101,6 +105,9 @@ class MetricsMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_status)
+        except ClientDisconnect:  # nobody to answer: not a server error, so no 5xx alert
+            status = CLIENT_CLOSED_REQUEST
+            raise
         finally:
             self.metrics.in_flight.dec()
             route = scope.get("route")

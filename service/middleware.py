@@ -39,7 +39,9 @@ STATE_REQUEST_ID = "request_id"  # request.state.request_id
 STATE_TIMINGS = "timings_ms"  # request.state.timings_ms: {stage: milliseconds}
 STATE_IMAGE = "image"  # request.state.image: {"width": int, "height": int, "count": int}
 
-OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+# Reachable without the API key (exact paths). "/" is the static demo page: it holds no data, asks for the
+# key itself and sends it as X-API-Key with every call it makes.
+OPEN_PATHS: frozenset[str] = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 PREDICTION_PATH_PREFIX = "/predict"
 
 CLIENT_CLOSED_REQUEST = 499  # logged status of a request whose client disconnected (nginx's convention)

@@ -14,8 +14,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from service.openapi_docs import ERROR_RESPONSES, ONE_IMAGE_BODY
 from service.render import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, MEDIA_TYPES, OutputFormat, encode, prediction_overlay
-from service.routes import _ERRORS, _ONE_IMAGE_BODY, Options, get_predictor
+from service.routes import Options, get_predictor
 from service.uploads import read_uploads
 
 router = APIRouter()
@@ -45,8 +46,8 @@ async def index() -> HTMLResponse:
 @router.post(
     "/predict/render",
     response_class=Response,
-    responses={**_PICTURE, **_ERRORS},
-    openapi_extra=_ONE_IMAGE_BODY,
+    responses={**_PICTURE, **ERROR_RESPONSES},
+    openapi_extra=ONE_IMAGE_BODY,
     summary="The image with the predicted skeleton drawn over it",
     tags=["predict"],
 )

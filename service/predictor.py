@@ -2,7 +2,9 @@
 
 ``decode -> preprocess -> inference -> postprocess``. Inference goes through the awaitable
 ``state.infer(batch) -> heatmaps`` (``app.state.infer``), looked up on every call so that a
-dynamic batcher can replace it without touching this module or the routes.
+dynamic batcher can replace it without touching this module or the routes. When ``state.infer`` is a
+:class:`ThreadedInfer` (no batcher), the whole pipeline runs in ONE worker-thread call instead of
+hopping between the event loop and threads for each stage.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ from service.transform import Affine, ResizeMode, draft_size, plan, render
 
 class HasInfer(Protocol):
     infer: Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+class ThreadedInfer:
+    """``await infer(batch)`` runs the blocking ``run(batch)`` in a worker thread.
+
+    The predictor recognises it and calls :attr:`blocking` directly from its own worker thread, so a
+    request crosses between the event loop and the thread pool once. A batcher's ``submit`` is not one,
+    so replacing ``state.infer`` with it routes every model call through the batcher again.
+    """
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.blocking = run
+
+    async def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return await anyio.to_thread.run_sync(self.blocking, batch)
 
 
 @dataclass(frozen=True)
@@ -75,17 +92,28 @@ class Predictor:
     # ------------------------------------------------------------------ entry points
     async def predict_uploads(self, uploads: Sequence[Upload], options: PredictOptions) -> list[Prediction]:
         """Bytes -> predictions, one per upload, in order (one model call for all of them)."""
+        infer = self._state.infer
+        if isinstance(infer, ThreadedInfer):
+            return await anyio.to_thread.run_sync(self._predict_uploads_inline, uploads, options, infer.blocking)
         decoded, affines, decode_ms, batch, preprocess_ms = await anyio.to_thread.run_sync(
             self._decode_and_prepare, uploads, options
         )
-        return await self._finish(decoded, affines, decode_ms, batch, preprocess_ms, options)
+        start = time.perf_counter()
+        heatmaps = await infer(batch)
+        return self._postprocess(decoded, affines, decode_ms, preprocess_ms, heatmaps, _ms(start), options)
 
     async def predict_images(self, images: Sequence[DecodedImage], options: PredictOptions) -> list[Prediction]:
         """Already decoded, EXIF-oriented images -> predictions (see :meth:`DecodedImage.from_pil`)."""
+        infer = self._state.infer
+        if isinstance(infer, ThreadedInfer):
+            return await anyio.to_thread.run_sync(self._predict_images_inline, images, options, infer.blocking)
         start = time.perf_counter()
         affines = [self.plan(image.size, options) for image in images]
         batch = await anyio.to_thread.run_sync(self._prepare, images, affines, options.flip)
-        return await self._finish(images, affines, [0.0] * len(images), batch, _ms(start), options)
+        preprocess_ms = _ms(start)
+        start = time.perf_counter()
+        heatmaps = await infer(batch)
+        return self._postprocess(images, affines, [0.0] * len(images), preprocess_ms, heatmaps, _ms(start), options)
 
     def plan(self, size: tuple[int, int], options: PredictOptions) -> Affine:
         """The image -> input map for an image of ``size`` (422 for a bad bbox)."""
@@ -109,6 +137,26 @@ class Predictor:
         batch = self._prepare(decoded, affines, options.flip)
         return decoded, affines, decode_ms, batch, _ms(start)
 
+    def _predict_uploads_inline(
+        self, uploads: Sequence[Upload], options: PredictOptions, run: Callable[[np.ndarray], np.ndarray]
+    ) -> list[Prediction]:
+        """The whole pipeline in the calling (worker) thread, with the blocking model call ``run``."""
+        decoded, affines, decode_ms, batch, preprocess_ms = self._decode_and_prepare(uploads, options)
+        start = time.perf_counter()
+        heatmaps = run(batch)
+        return self._postprocess(decoded, affines, decode_ms, preprocess_ms, heatmaps, _ms(start), options)
+
+    def _predict_images_inline(
+        self, images: Sequence[DecodedImage], options: PredictOptions, run: Callable[[np.ndarray], np.ndarray]
+    ) -> list[Prediction]:
+        start = time.perf_counter()
+        affines = [self.plan(image.size, options) for image in images]
+        batch = self._prepare(images, affines, options.flip)
+        preprocess_ms = _ms(start)
+        start = time.perf_counter()
+        heatmaps = run(batch)
+        return self._postprocess(images, affines, [0.0] * len(images), preprocess_ms, heatmaps, _ms(start), options)
+
     def _prepare(self, images: Sequence[DecodedImage], affines: Sequence[Affine], flip: bool) -> np.ndarray:
         """One preallocated ``(N or 2N, 3, H, W)`` batch; the mirrored copies follow when flipping."""
         n = len(images)
@@ -119,19 +167,17 @@ class Predictor:
             batch[n:] = batch[:n, :, :, ::-1]
         return batch
 
-    async def _finish(
+    def _postprocess(
         self,
         images: Sequence[DecodedImage],
         affines: Sequence[Affine],
         decode_ms: Sequence[float],
-        batch: np.ndarray,
         preprocess_ms: float,
+        heatmaps: np.ndarray,
+        inference_ms: float,
         options: PredictOptions,
     ) -> list[Prediction]:
-        start = time.perf_counter()
-        heatmaps = await self._state.infer(batch)
-        inference_ms = _ms(start)
-
+        """Heatmaps -> keypoints in image pixels, the response bodies and the stage metrics."""
         start = time.perf_counter()
         n = len(images)
         if options.flip:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
@@ -10,55 +10,20 @@ from pydantic import TypeAdapter
 from service.codec import Refine
 from service.errors import ApiError, NotReadyError
 from service.middleware import STATE_IMAGE, STATE_TIMINGS
+from service.openapi_docs import ERROR_RESPONSES, MANY_IMAGES_BODY, ONE_IMAGE_BODY
 from service.predictor import Prediction, PredictOptions, Predictor
 from service.readiness import State
 from service.schemas import ErrorResponse, ModelDescription, PoseResult, Status
-from service.transform import ResizeMode, parse_bbox
+from service.transform import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
 from service.uploads import read_uploads
 
 router = APIRouter()
 
 _JSON = "application/json"
 _RESULTS = TypeAdapter(list[PoseResult])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Not an image, corrupt or truncated image, empty body.",
-        413: "Upload, pixel count or number of files over the limit.",
-        415: "Unsupported content type or image format.",
-        422: "Missing file field or invalid query parameter.",
-        503: "Model not loaded and warmed up yet, or shutting down.",
-    }.items()
-}
-_BINARY = {"type": "string", "format": "binary"}
-_ONE_IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"], "properties": {"file": _BINARY}}
-            },
-            "image/*": {"schema": _BINARY},
-        },
-    }
-}
-_MANY_IMAGES_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {"files": {"type": "array", "items": _BINARY}},
-                }
-            }
-        },
-    }
-}
 
 
-def predict_options(
+async def predict_options(
     resize: Annotated[
         ResizeMode,
         Query(description="`letterbox`: keep the aspect ratio, pad both sides equally; `stretch`: fill the input."),
@@ -77,12 +42,14 @@ def predict_options(
         str | None,
         Query(
             description="Person box `x,y,w,h` in image pixels: cropped grown by 25% about its centre, "
-            "then letterboxed.",
+            "then letterboxed. Finite numbers; it must overlap the image, and neither side may exceed "
+            f"{MAX_BBOX_FACTOR:g} times the image's longer side (else 422).",
             examples=["120,40,200,360"],
         ),
     ] = None,
 ) -> PredictOptions:
-    """Query parameters shared by every prediction route."""
+    """Query parameters shared by every prediction route (``async``: FastAPI would run a plain ``def``
+    dependency in a worker thread, one more thread hop per request)."""
     return PredictOptions(resize=resize, refine=refine, flip=flip, bbox=parse_bbox(bbox))
 
 
@@ -117,8 +84,8 @@ def get_predictor(request: Request) -> Predictor:
 @router.post(
     "/predict",
     response_model=PoseResult,
-    responses=_ERRORS,
-    openapi_extra=_ONE_IMAGE_BODY,
+    responses=ERROR_RESPONSES,
+    openapi_extra=ONE_IMAGE_BODY,
     summary="Keypoints of the person in one image",
     tags=["predict"],
 )
@@ -135,8 +102,8 @@ async def predict(request: Request, options: Options) -> Response:
 @router.post(
     "/predict/batch",
     response_model=list[PoseResult],
-    responses=_ERRORS,
-    openapi_extra=_MANY_IMAGES_BODY,
+    responses=ERROR_RESPONSES,
+    openapi_extra=MANY_IMAGES_BODY,
     summary="Keypoints for several images in one model call",
     tags=["predict"],
 )

@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     # reliability (service/middleware.py)
     api_key: SecretStr | None = Field(
         None,
-        description="If set, every endpoint but `/healthz`, `/readyz`, `/docs` and `/openapi.json` needs "
-        "`Authorization: Bearer <key>` or `X-API-Key: <key>`; otherwise 401. Never logged.",
+        description="If set, every endpoint but the demo page `/`, `/healthz`, `/readyz`, `/docs` and "
+        "`/openapi.json` needs `Authorization: Bearer <key>` or `X-API-Key: <key>`; otherwise 401. Never logged.",
     )
     max_concurrency: int = Field(
         8, gt=0, description="Prediction requests processed at once; further ones wait in the queue."

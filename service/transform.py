@@ -22,6 +22,9 @@ from service.errors import ApiError
 ResizeMode = Literal["letterbox", "stretch"]
 RESIZE_MODES: tuple[str, ...] = ("letterbox", "stretch")
 BBOX_GROWTH = 1.25  # a person box is grown by 25% about its centre before cropping
+# A person box may be at most this many times the image's longer side, per axis: enough for a person
+# mostly outside the frame, while 1e308-sized boxes (absurd keypoints, overflowing maps) are a 422.
+MAX_BBOX_FACTOR = 4.0
 RESAMPLE = Image.Resampling.BILINEAR  # Pillow widens the kernel when shrinking: antialiased
 _EPS = 1e-6
 
@@ -73,7 +76,8 @@ def plan(
     ``letterbox`` keeps the aspect ratio and centres the content (equal padding on both sides);
     ``stretch`` fills the input. With ``bbox = (x, y, w, h)`` (pixel-edge coordinates: ``(0, 0, W, H)``
     is the whole image) the source region is that box grown by 25% about its centre; parts of it
-    outside the image become padding. A box that does not overlap the image is a 422.
+    outside the image become padding. A box that is not finite, does not overlap the image or has a side
+    longer than :data:`MAX_BBOX_FACTOR` times the image's longer side is a 422.
     """
     width, height = image_size
     in_h, in_w = input_size
@@ -83,8 +87,17 @@ def plan(
         cx, cy, rw, rh = width / 2, height / 2, float(width), float(height)
     else:
         x, y, w, h = bbox
+        if not all(math.isfinite(v) for v in bbox):
+            raise ApiError(422, "invalid_bbox", "bbox values must be finite numbers")
         if w <= 0 or h <= 0:
             raise ApiError(422, "invalid_bbox", "bbox width and height must be positive")
+        longest = MAX_BBOX_FACTOR * max(width, height)
+        if w > longest or h > longest:
+            raise ApiError(
+                422,
+                "invalid_bbox",
+                f"bbox {w:g}x{h:g} is larger than {MAX_BBOX_FACTOR:g} times the {width}x{height} image's longer side",
+            )
         if x >= width or y >= height or x + w <= 0 or y + h <= 0:
             raise ApiError(422, "invalid_bbox", f"bbox {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} image")
         cx, cy, rw, rh = x + w / 2, y + h / 2, w * BBOX_GROWTH, h * BBOX_GROWTH

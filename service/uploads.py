@@ -4,6 +4,11 @@
 ``application/octet-stream``) body; ``POST /predict/batch`` takes multipart ``files``.
 A declared ``Content-Length`` over the limit is refused before reading anything; otherwise
 reading stops with a 413 as soon as the running total passes the limit.
+
+Uploads stay in memory, never in a temporary file (a container's ``/tmp`` is a small tmpfs, or
+read-only): a multipart body is capped at :func:`multipart_limit` bytes, so the parser's spool size
+is set to that cap. Peak upload memory per request, while the files are copied out of the parser,
+is the body plus one file: about ``(max_files + 1) * max_bytes``.
 """
 
 from __future__ import annotations
@@ -65,11 +70,18 @@ async def read_uploads(request: Request, field: str, max_files: int, max_bytes: 
     )
 
 
+def multipart_limit(max_files: int, max_bytes: int) -> int:
+    """The most bytes a multipart body may have: the files plus the boundaries and part headers."""
+    return max_bytes * max_files + MULTIPART_OVERHEAD
+
+
 async def _read_multipart(request: Request, field: str, max_files: int, max_bytes: int) -> list[Upload]:
-    limit = max_bytes * max_files + MULTIPART_OVERHEAD
+    limit = multipart_limit(max_files, max_bytes)
     parser = MultiPartParser(
         request.headers, _limited(request, limit), max_files=max_files, max_fields=MAX_FORM_FIELDS, max_part_size=65536
     )
+    # No file can outgrow the whole body, so none rolls over from memory to a temporary file on disk.
+    parser.spool_max_size = limit
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -89,6 +101,7 @@ async def _read_multipart(request: Request, field: str, max_files: int, max_byte
                     422, "missing_file", f"multipart field {field!r} must be a file upload (with a filename)"
                 )
             data = await item.read()
+            await item.close()  # free the parser's copy at once: peak is the body plus one file
             if len(data) > max_bytes:
                 raise _too_large(max_bytes)
             if not data:

@@ -13,7 +13,7 @@ from tests.helpers.server import ServiceProcess
 
 KEY = "k3y-Zq8vN2-do-not-log-me"
 IMAGE = corpus.jpeg(80, 60)
-OPEN = ["/healthz", "/readyz", "/docs", "/openapi.json"]
+OPEN = ["/", "/healthz", "/readyz", "/docs", "/openapi.json"]
 GUARDED_GETS = ["/model", "/metrics"]
 
 
@@ -42,6 +42,17 @@ def test_other_endpoints_need_the_key(path: str, keyed_server: ServiceProcess) -
         assert denied.status_code == 401
         assert denied.json()["error"]["code"] == "unauthorized"
         assert client.get(path, headers={"x-api-key": KEY}).status_code == 200
+
+
+def test_demo_page_is_open_but_only_its_exact_path(keyed_server: ServiceProcess) -> None:
+    """``/`` is the static page (it asks for the key and sends it as X-API-Key); nothing below it is open."""
+    with keyed_server.client() as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "X-API-Key" in page.text and KEY not in page.text
+        for path in ("/index.html", "/static/index.html", "/model/", "/%2F"):
+            assert client.get(path).status_code == 401, path
+        assert client.post("/", content=IMAGE, headers={"content-type": "image/jpeg"}).status_code == 405
 
 
 WRONG: dict[str, dict[str, str]] = {

@@ -106,8 +106,9 @@ def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
         assert heading in text
     assert "unreadable result" not in text
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n## Benchmarks\n{report.SECTION_MARKER}\n\n## Next\n")
+    readme.write_text(f"# x\n\n## Benchmarks\n{report.SECTION_MARKER}\nProse.\n\n## Next\n")
     report.update_readme(readme, text)
     report.update_readme(readme, text)  # idempotent: replaces its own block
     content = readme.read_text()
-    assert content.count(report.BEGIN) == 1 and "## Next" in content and "Service overhead" in content
+    assert content.count(report.BEGIN) == 1 and "Service overhead" in content
+    assert content.index("Prose.") < content.index(report.BEGIN) < content.index(report.END) < content.index("## Next")

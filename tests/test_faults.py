@@ -113,6 +113,16 @@ def _settled(proc: psutil.Process, server: ServiceProcess) -> tuple[int, int]:
     return proc.num_fds(), proc.memory_info().rss
 
 
+def _requests_by_status(exposition: str, endpoint: str) -> dict[str, int]:
+    """``pose_http_requests_total`` of one endpoint from the Prometheus text, by status label."""
+    counts: dict[str, int] = {}
+    for line in exposition.splitlines():
+        if line.startswith("pose_http_requests_total{") and f'endpoint="{endpoint}"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counts[status] = counts.get(status, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
 def test_clients_disconnecting_mid_upload_leak_nothing(constant_model_path: Path) -> None:
     image = corpus.jpeg(160, 120)
     with ServiceProcess(constant_model_path) as server:
@@ -128,9 +138,12 @@ def test_clients_disconnecting_mid_upload_leak_nothing(constant_model_path: Path
             for _ in range(5):
                 response = client.post("/predict", content=image, headers={"content-type": "image/jpeg"})
                 assert response.status_code == 200
+            counted = _requests_by_status(client.get("/metrics").text, "/predict")
     assert fds_after <= fds_before + 2, (fds_before, fds_after)
     abandoned = [line for line in log_lines(server) if line["path"] == "/predict" and line["status"] != 200]
     assert {line["status"] for line in abandoned} == {499}  # logged as "client closed request", not as a 5xx
+    # counted the same way in the metrics, so 5xx alerts stay quiet
+    assert counted == {"200": 5, "499": len(abandoned)}, counted
     assert "Traceback" not in server.log
     assert rss_after - rss_before < 30 * 2**20, (rss_before, rss_after)
 

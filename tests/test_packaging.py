@@ -346,10 +346,34 @@ def test_compose_file_is_valid_and_hardened(compose_configs, name):
     assert [(p["published"], p["target"]) for p in pose["ports"]] == [(8000, 8000)]
     assert pose["restart"] == "unless-stopped"
     assert pose["read_only"] is True
-    assert pose["tmpfs"] == ["/tmp"]
+    assert pose["tmpfs"] == ["/tmp:size=64m"]
+    assert 64 <= pose["pids_limit"] <= 4096
     assert pose["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in pose["security_opt"]
     assert "/healthz" in " ".join(pose["healthcheck"]["test"])
+
+
+def _bytes(quantity: str) -> int:
+    """A compose (``4g``, ``64m``) or Kubernetes (``4Gi``, ``64Mi``) memory quantity in bytes (binary units)."""
+    match = re.fullmatch(r"(\d+)([kmgKMG])i?[bB]?", str(quantity))
+    if match is None:
+        raise ValueError(f"unexpected memory quantity {quantity!r}")
+    return int(match[1]) * 1024 ** " kmg".index(match[2].lower())
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_memory_bounds_match_kubernetes_and_cover_the_uploads(compose_configs, manifests, name):
+    """Uploads stay in memory: the memory limit covers the worst case, /tmp is as small as in deploy/k8s."""
+    pose = compose_configs[name]
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert _bytes(pose["tmpfs"][0].split("size=")[1]) == _bytes(tmp["emptyDir"]["sizeLimit"])
+    limit = _bytes(pose["mem_limit"])
+    assert limit == _bytes(container["resources"]["limits"]["memory"])
+    env = pose["environment"]
+    uploads = int(env["POSE_MAX_CONCURRENCY"]) * (int(env["POSE_MAX_FILES"]) + 1) * int(env["POSE_MAX_UPLOAD_BYTES"])
+    assert uploads < limit - 2**30, (uploads, limit)  # at least 1 GiB left for the model, runtime and decoding
 
 
 def test_gpu_compose_reserves_one_nvidia_gpu(compose_configs):

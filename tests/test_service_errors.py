@@ -160,6 +160,9 @@ CASES = {
     "bbox left of the image": ("/predict", {"bbox": "-30,10,20,20"}, multipart("file", GOOD), 422, "invalid_bbox"),
     "bbox malformed": ("/predict", {"bbox": "1,2,3"}, multipart("file", GOOD), 422, "invalid_bbox"),
     "bbox not finite": ("/predict", {"bbox": "1,2,nan,4"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox infinite x": ("/predict", {"bbox": "-inf,2,3,4"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox absurdly large": ("/predict", {"bbox": "0,0,1e308,1e308"}, multipart("file", GOOD), 422, "invalid_bbox"),
+    "bbox over 4x the image": ("/predict", {"bbox": "0,0,257,20"}, multipart("file", GOOD), 422, "invalid_bbox"),
     "bbox on a batch": (
         "/predict/batch",
         {"bbox": "0,0,0,0"},

@@ -50,6 +50,15 @@ def test_model_path_that_is_a_directory_exits_with_a_clear_message(tmp_path):
     assert str(tmp_path) in line and "not a regular file" in line
 
 
+def test_model_path_too_long_for_the_os_exits_with_a_clear_message(tmp_path):
+    """``Path.exists`` raises ``OSError(ENAMETOOLONG)`` here instead of returning False."""
+    path = tmp_path / ("m" * 5000 + ".onnx")
+    result = run_service_once(path)
+    line = _one_error_line(result)
+    assert result.returncode == 1
+    assert str(path) in line and "unreadable" in line and "too long" in line.lower()
+
+
 def test_corrupt_model_exits_with_a_clear_message(tmp_path):
     path = tmp_path / "corrupt.onnx"
     path.write_bytes(b"\x08\x07definitely not a protobuf" * 10)

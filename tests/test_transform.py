@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -51,7 +53,19 @@ def test_inverse_is_exact(resize):
 
 
 @pytest.mark.parametrize(
-    ("bbox", "size"), [((0, 0, 0, 10), (50, 50)), ((60, 0, 10, 10), (50, 50)), ((0, -20, 10, 20), (50, 50))]
+    ("bbox", "size"),
+    [
+        ((0, 0, 0, 10), (50, 50)),
+        ((60, 0, 10, 10), (50, 50)),
+        ((0, -20, 10, 20), (50, 50)),
+        ((0, 0, 1e308, 1e308), (50, 40)),  # finite but absurd
+        ((0, 0, 200.001, 10), (50, 40)),  # just over 4x the longer side
+        ((0, 0, 10, 201), (50, 40)),
+        ((-1e300, 0, 10, 10), (50, 40)),
+        ((0, 0, math.nan, 10), (50, 40)),
+        ((0, math.inf, 10, 10), (50, 40)),
+        ((-math.inf, 0, 10, 10), (50, 40)),
+    ],
 )
 def test_bad_boxes_are_422(bbox, size):
     with pytest.raises(ApiError) as caught:
@@ -59,10 +73,17 @@ def test_bad_boxes_are_422(bbox, size):
     assert caught.value.status == 422
 
 
-@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "1,2,inf,4", "1,2,0,4", "1,2,3,-4"])
+@pytest.mark.parametrize(
+    "text", ["1,2,3", "a,b,c,d", "1,2,inf,4", "1,2,0,4", "1,2,3,-4", "nan,2,3,4", "1,-inf,3,4", "1,2,3,1e999"]
+)
 def test_parse_bbox_rejects(text):
     with pytest.raises(ApiError):
         parse_bbox(text)
+
+
+def test_box_up_to_four_times_the_longer_side_is_accepted():
+    a = plan((50, 40), INPUT, "letterbox", (-75, -80, 200, 200))
+    assert math.isclose(a.sx, INPUT[1] / (200 * 1.25))
 
 
 def test_parse_bbox():

@@ -1,0 +1,34 @@
+"""``bench.report`` reads only the benchmark's own result files and leaves other tools' files alone (fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import report
+
+MACHINE = {"cpu_model": "test CPU", "usable_cores": 2, "timestamp_utc": "2026-01-01T00:00:00+00:00", "versions": {}}
+# scripts/reliability_report.py writes this beside the benchmark results, in its own shape
+FOREIGN = {"generated": "2026-01-01T00:00:00+00:00", "machine": "2 CPU cores", "hostile": {"inputs": 1}}
+
+
+def test_report_ignores_and_keeps_files_it_does_not_own(tmp_path: Path) -> None:
+    own = {
+        "benchmark": "session_options",
+        "machine": MACHINE,
+        "config": {},
+        "results": [{"variant": "default", "median_ms": 5.0, "p95_ms": 6.0, "vs_default": 1.0}],
+    }
+    (tmp_path / "session_options.json").write_text(json.dumps(own))
+    foreign = tmp_path / "reliability.json"
+    foreign.write_text(json.dumps(FOREIGN))
+    before = foreign.read_bytes()
+
+    assert set(report.load_results(tmp_path)) == {"session_options"}
+    text = report.render(tmp_path)
+    assert "test CPU" in text and "ONNX Runtime session options" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Benchmarks\n{report.SECTION_MARKER}\n\n## Reliability\nkept\n")
+    report.main(["--results", str(tmp_path), "--readme", str(readme)])
+    assert foreign.read_bytes() == before
+    assert "## Reliability\nkept" in readme.read_text()
