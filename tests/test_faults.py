@@ -85,7 +85,8 @@ def test_sigterm_during_load_finishes_in_flight_requests_and_exits_0(tmp_path: P
 @pytest.mark.slow
 def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     """A request longer than POSE_SHUTDOWN_TIMEOUT_S gets a 503 (retry elsewhere) when the wait ends."""
-    model = fault_models.write_model(tmp_path / "slow.onnx", "slow", slow_iterations=250)
+    # ~5 s of inference on an idle machine: far longer than the 1 s shutdown timeout, whatever the load
+    model = fault_models.write_model(tmp_path / "slow.onnx", "slow", slow_iterations=1200)
     server = ServiceProcess(model, shutdown_timeout_s=1).start()
     try:
         with ThreadPoolExecutor(1) as pool:
