@@ -115,7 +115,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale():
     small, small_ms = best_of(3, lambda: decode(data, min_size=(256, 192)))
     assert full.reduction == 1.0 and full.image.size == (4000, 3000)
     assert small.reduction == 8.0 and small.image.size == (500, 375) and small.size == (4000, 3000)
-    # entropy decoding remains, the inverse DCT and colour work shrink 64x; typically ~0.5x, kept loose for busy CI hosts
+    # entropy decoding remains, the inverse DCT and colour work shrink 64x: typically ~0.5x (loose for busy hosts)
     assert small_ms < full_ms
 
 
