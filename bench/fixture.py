@@ -106,52 +106,11 @@ def load_torch_model(model: BenchModel) -> torch.nn.Module:
 def _make_random_pair(arch: dict[str, int], onnx_file: Path, checkpoint: Path) -> None:
     import torch
 
+    from model_export.export import export_onnx
     from model_export.model import StackedHourglass
-    from service.metadata import ModelMetadata
-    from service.skeleton import KeypointLayout
 
     torch.manual_seed(0)
     net = StackedHourglass(arch["stacks"], arch["features"], arch["joints"], arch["order"]).eval()
     torch.save({"model": net.state_dict(), "architecture": arch}, checkpoint)
-    meta = ModelMetadata(
-        layout=KeypointLayout.default_for(arch["joints"]),
-        architecture=arch,
-        provenance={"source": "bench fixture: seeded random weights (torch.manual_seed(0))"},
-    )
-    export_onnx(net, onnx_file, meta.to_props())
-
-
-def export_onnx(net: torch.nn.Module, path: Path, metadata_props: dict[str, str], size: int = 256) -> None:
-    """Export under the service's ONNX contract: input ``image``, output ``heatmaps``, dynamic batch."""
-    import warnings
-
-    import onnx
-    import torch
-
-    class LastStack(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x)[:, -1]
-
-    tmp = path.with_suffix(".tmp.onnx")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            LastStack().eval(),
-            (torch.zeros(1, 3, size, size),),
-            str(tmp),
-            input_names=["image"],
-            output_names=["heatmaps"],
-            dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    model = onnx.load(str(tmp))
-    for key, value in metadata_props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    provenance = {"source": "bench fixture: seeded random weights (torch.manual_seed(0))"}
+    export_onnx(net, onnx_file, (256, 256), provenance=provenance, log=lambda *_: None)

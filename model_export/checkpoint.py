@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,19 @@ def strip_prefixes(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) ->
                 state = {k[len(prefix) :]: v for k, v in state.items()}
                 changed = True
     return state
+
+
+def code_version() -> str:
+    """``git describe`` of this checkout (with -dirty), or 'unknown' outside git."""
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"

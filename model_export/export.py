@@ -20,7 +20,6 @@ import io
 import operator
 import os
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -36,7 +35,14 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from model_export.checkpoint import CheckpointError, load_checkpoint, sha256_of, state_dict_of, strip_prefixes
+from model_export.checkpoint import (
+    CheckpointError,
+    code_version,
+    load_checkpoint,
+    sha256_of,
+    state_dict_of,
+    strip_prefixes,
+)
 from model_export.model import StackedHourglass
 from service.metadata import ModelMetadata
 from service.skeleton import KeypointLayout
@@ -293,22 +299,6 @@ def _command_line() -> str:
     if argv and Path(argv[0]).name == "__main__.py":
         argv[:1] = ["-m", Path(argv[0]).parent.name]
     return shlex.join(["python", *argv])
-
-
-def code_version() -> str:
-    """``git describe`` of this checkout (with -dirty), or 'unknown' outside git."""
-    try:
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
 
 
 # ---- our own training checkpoints -------------------------------------------------------------

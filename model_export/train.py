@@ -19,7 +19,6 @@ import datetime as dt
 import math
 import os
 import random
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from model_export.checkpoint import code_version
 from model_export.data.augment import default_codec
 from model_export.metrics import PCKhResult, pckh
 from model_export.model import StackedHourglass
@@ -213,21 +213,6 @@ def amp_dtype(args: argparse.Namespace, device: torch.device) -> torch.dtype | N
 
 
 # ---------------------------------------------------------------- checkpoints
-def code_version() -> str:
-    """``git describe`` of the checkout, or 'unknown'."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     numpy_state = [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]

@@ -2,8 +2,9 @@
 
 ``weights/default.json`` is what ``python -m model_export evaluate --onnx weights/default.onnx
 --dataset synthetic --json weights/default.json`` wrote when the model was made; its
-``pckh@0.5.mean`` minus 0.03 (never below 0.5) is the floor here. A regression in the model,
-the generator, the crop recipe or the decoder drops the score under it. Both files are part of
+``pckh@0.5.mean`` minus 0.03 is the floor here (the figures are deterministic, so the score on
+them is too). A regression in the model, the generator, the crop recipe or the decoder drops the
+score under it: an untrained model scores about 0.02. Both files are part of
 the product: if either is missing the test fails.
 """
 
@@ -22,16 +23,15 @@ MODEL = WEIGHTS / "default.onnx"
 MEASURED = WEIGHTS / "default.json"
 FIGURES = 96
 MARGIN = 0.03
-LOWEST_FLOOR = 0.5
 
 
 def floor_from(measured: dict) -> float:
-    """The measured held-out PCKh@0.5 mean minus the margin, never below 0.5."""
+    """The measured held-out PCKh@0.5 mean minus the margin."""
     try:
         value = float(measured["pckh@0.5"]["mean"])
     except (KeyError, TypeError, ValueError) as exc:
         raise AssertionError(f"{MEASURED} has no numeric 'pckh@0.5'.'mean' (the evaluate --json format)") from exc
-    return max(value - MARGIN, LOWEST_FLOOR)
+    return value - MARGIN
 
 
 @pytest.mark.slow

@@ -121,10 +121,10 @@ def ort_sessions(net: torch.nn.Module, size: int, max_batch: int, smoke: bool, w
         wanted["onnxruntime CPU (smoke)"] = ["CPUExecutionProvider"]
     if not wanted:
         return {}
-    from bench.fixture import export_onnx
+    from model_export.export import export_onnx
 
     path = workdir / "hourglass.onnx"
-    export_onnx(net.float().cpu(), path, {}, size=size)
+    export_onnx(net.float().cpu(), path, (size, size), provenance={"source": "bench.gpu: random weights"})
     sessions = {}
     for name, providers in wanted.items():
         try:
