@@ -21,6 +21,8 @@ Fixtures (session-scoped ones are built once and shared):
 - ``blob_model_path``: the one-joint blob model.
 - ``start_service``: factory ``start_service(model_path, wait="/readyz", **settings) -> ServiceProcess``;
   every server it starts is stopped at the end of the test.
+- ``one_torch_thread``: module-scoped; torch on one thread while a module runs (tiny convolutions are
+  faster so, above all on a busy machine). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
 - ``coco_image``: bytes of ``tests/data/000000000785.jpg`` (COCO val2017 image 785, CC BY 2.0;
   see tests/data/README.md).
 """
@@ -82,3 +84,14 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
 @pytest.fixture(scope="session")
 def coco_image() -> bytes:
     return COCO_IMAGE.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the module's duration (torch imported here only when asked for)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

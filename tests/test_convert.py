@@ -8,7 +8,6 @@ import io
 import json
 import pickle
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +29,7 @@ REFERENCE_IO = DATA / "princeton_hg2_f64_io.npz"
 UNUSED_SKIPS_IN_REFERENCE = 58  # equal-width residuals: 1 in the stem + 14 per stack (13 hourglass + 1 after it)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Faster for these small convolutions, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
