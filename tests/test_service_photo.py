@@ -2,9 +2,10 @@
 
 Uses the shipped ``weights/default.onnx`` when it exists; otherwise a small random-weight
 StackedHourglass exported here with ``model_export.export`` (the test may import torch, the
-service never does). A random model's peaks can fall anywhere on the heatmap, including the
-letterbox padding, so with it the check uses ``resize=stretch``, where every heatmap pixel
-maps inside the image.
+service never does). The shipped model never saw a real photo (see weights/README.md) and, like a random model,
+can put an unsure joint's peak in the letterbox padding; so the inside-the-image check uses
+``resize=stretch``, where every heatmap pixel maps onto the image, and the letterbox case checks
+that every keypoint lies in the letterboxed frame (the image plus its padding) in image pixels.
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ def photo_server(photo_model) -> Iterator[ServiceProcess]:
 @pytest.mark.slow
 @pytest.mark.parametrize("flip", [False, True])
 def test_real_photo_gives_16_keypoints_inside_the_image(photo_server, photo_model, coco_image, flip):
-    _, trained = photo_model
-    params = {"flip": str(flip).lower(), "resize": "letterbox" if trained else "stretch"}
+    params = {"flip": str(flip).lower(), "resize": "stretch"}
     with photo_server.client() as client:
         r = client.post("/predict", params=params, files={"file": ("000000000785.jpg", coco_image, "image/jpeg")})
     assert r.status_code == 200, r.text
@@ -70,3 +70,15 @@ def test_real_photo_batch_matches_single_requests(photo_server, coco_image):
         for a, b in zip(body["keypoints"], single["keypoints"], strict=True):
             assert a["name"] == b["name"]
             assert abs(a["x"] - b["x"]) < 1e-3 and abs(a["y"] - b["y"]) < 1e-3
+
+
+@pytest.mark.slow
+def test_real_photo_letterboxed_keypoints_stay_in_the_letterbox_frame(photo_server, coco_image):
+    with photo_server.client() as client:
+        r = client.post("/predict", files={"file": ("000000000785.jpg", coco_image, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    keypoints = r.json()["keypoints"]
+    assert len(keypoints) == 16
+    pad = (WIDTH - HEIGHT) / 2  # the 640-wide image is letterboxed into a square: padding above and below
+    for k in keypoints:
+        assert -0.5 <= k["x"] <= WIDTH - 0.5 and -0.5 - pad <= k["y"] <= HEIGHT - 0.5 + pad, k
