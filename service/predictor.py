@@ -107,10 +107,7 @@ class Predictor:
         infer = self._state.infer
         if isinstance(infer, ThreadedInfer):
             return await anyio.to_thread.run_sync(self._predict_images_inline, images, options, infer.blocking)
-        start = time.perf_counter()
-        affines = [self.plan(image.size, options) for image in images]
-        batch = await anyio.to_thread.run_sync(self._prepare, images, affines, options.flip)
-        preprocess_ms = _ms(start)
+        affines, batch, preprocess_ms = await anyio.to_thread.run_sync(self._plan_and_prepare, images, options)
         start = time.perf_counter()
         heatmaps = await infer(batch)
         return self._postprocess(images, affines, [0.0] * len(images), preprocess_ms, heatmaps, _ms(start), options)
@@ -149,13 +146,18 @@ class Predictor:
     def _predict_images_inline(
         self, images: Sequence[DecodedImage], options: PredictOptions, run: Callable[[np.ndarray], np.ndarray]
     ) -> list[Prediction]:
-        start = time.perf_counter()
-        affines = [self.plan(image.size, options) for image in images]
-        batch = self._prepare(images, affines, options.flip)
-        preprocess_ms = _ms(start)
+        affines, batch, preprocess_ms = self._plan_and_prepare(images, options)
         start = time.perf_counter()
         heatmaps = run(batch)
         return self._postprocess(images, affines, [0.0] * len(images), preprocess_ms, heatmaps, _ms(start), options)
+
+    def _plan_and_prepare(
+        self, images: Sequence[DecodedImage], options: PredictOptions
+    ) -> tuple[list[Affine], np.ndarray, float]:
+        """Decoded images -> their input maps, the input batch and the time it took (ms)."""
+        start = time.perf_counter()
+        affines = [self.plan(image.size, options) for image in images]
+        return affines, self._prepare(images, affines, options.flip), _ms(start)
 
     def _prepare(self, images: Sequence[DecodedImage], affines: Sequence[Affine], flip: bool) -> np.ndarray:
         """One preallocated ``(N or 2N, 3, H, W)`` batch; the mirrored copies follow when flipping."""

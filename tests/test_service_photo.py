@@ -22,9 +22,9 @@ WIDTH, HEIGHT = 640, 425
 
 
 @pytest.fixture(scope="module")
-def photo_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+def photo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if DEFAULT_MODEL.exists():
-        return DEFAULT_MODEL, True
+        return DEFAULT_MODEL
     torch = pytest.importorskip("torch")
     from model_export.export import export_onnx
     from model_export.model import StackedHourglass
@@ -32,18 +32,18 @@ def photo_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("photo") / "random_hg.onnx"
     export_onnx(StackedHourglass(1, 16, 16, order=4), path, provenance={"name": "random-test"}, log=lambda _: None)
-    return path, False
+    return path
 
 
 @pytest.fixture(scope="module")
 def photo_server(photo_model) -> Iterator[ServiceProcess]:
-    with ServiceProcess(photo_model[0]) as server:
+    with ServiceProcess(photo_model) as server:
         yield server
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flip", [False, True])
-def test_real_photo_gives_16_keypoints_inside_the_image(photo_server, photo_model, coco_image, flip):
+def test_real_photo_gives_16_keypoints_inside_the_image(photo_server, coco_image, flip):
     params = {"flip": str(flip).lower(), "resize": "stretch"}
     with photo_server.client() as client:
         r = client.post("/predict", params=params, files={"file": ("000000000785.jpg", coco_image, "image/jpeg")})
