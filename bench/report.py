@@ -128,13 +128,26 @@ def batching(doc: dict[str, Any]) -> str:
 
 
 def gpu(doc: dict[str, Any]) -> str:
+    res, machine = doc["results"], doc.get("machine", {})
     rows = [
         [r["engine"], r["batch"], r["images_per_s"], r["median_ms"], r.get("share_of_fp16_peak")]
-        for r in doc["results"].get("rows", [])
+        for r in res.get("rows", [])
     ]
-    peak = doc["results"].get("fp16_matmul_tflops")
-    head = f"**GPU: 8-stack 256-feature model (measured fp16 matmul peak {peak} TFLOP/s)**\n\n"
-    return head + table(["engine", "batch", "images/s", "median ms", "share of fp16 peak"], rows)
+    card = res.get("gpu", {})
+    torch_version = machine.get("versions", {}).get("torch", "?")
+    head = (
+        f"**GPU: 8-stack 256-feature model on {card.get('name', '?')}** (measured {machine.get('timestamp_utc', '?')}; "
+        f"torch {torch_version}, CUDA {card.get('cuda', '?')}; measured fp16 matmul peak "
+        f"{res.get('fp16_matmul_tflops')} TFLOP/s; share = model FLOP/s over that peak)\n\n"
+    )
+    note = ""
+    if not any(str(r[0]).startswith("onnxruntime") for r in rows):
+        ort_version = machine.get("versions", {}).get("onnxruntime", "none")
+        note = (
+            f"\n\nONNX Runtime's CUDA and TensorRT providers are not in this table: that machine's onnxruntime "
+            f"({ort_version}) is the CPU build, and `onnxruntime-gpu` could not be installed there."
+        )
+    return head + table(["engine", "batch", "images/s", "median ms", "share of fp16 peak"], rows) + note
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {

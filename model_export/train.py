@@ -68,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--batch-size", type=int, default=16, help="per process")
     opt.add_argument("--epochs", type=int, default=10)
     opt.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0: no limit)")
+    opt.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop cleanly (validate, save last.pt) after this much wall-clock training time (0: no limit)",
+    )
     opt.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
     opt.add_argument("--lr", type=float, default=2.5e-4)
     opt.add_argument(
@@ -337,6 +343,18 @@ def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
 
 
 # ---------------------------------------------------------------- main loop
+def out_of_time(deadline: float, ctx: Context) -> bool:
+    """Whether the wall-clock budget is spent; rank 0's clock decides for every rank."""
+    if deadline == math.inf:
+        return False
+    expired = time.monotonic() >= deadline
+    if ctx.distributed:
+        flag = torch.tensor([float(expired)], device=ctx.device)
+        dist.broadcast(flag, src=0)
+        expired = bool(flag.item())
+    return expired
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -458,7 +476,8 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
         if ctx.distributed:
             dist.barrier()
 
-    done = args.max_steps and step >= args.max_steps
+    done = bool(args.max_steps and step >= args.max_steps)
+    deadline = time.monotonic() + 60.0 * args.max_minutes if args.max_minutes > 0 else math.inf
     model.train()
     while epoch < args.epochs and not done:
         if hasattr(train_set, "set_epoch"):
@@ -506,7 +525,7 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
                 window_loss, window_n = 0.0, 0
             if args.checkpoint_every and step % args.checkpoint_every == 0 and ctx.main:
                 save_checkpoint(out / "last.pt", state(epoch, batch_in_epoch))
-            if args.max_steps and step >= args.max_steps:
+            if (args.max_steps and step >= args.max_steps) or out_of_time(deadline, ctx):
                 done = True
                 break
         if bar is not None:

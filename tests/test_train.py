@@ -67,6 +67,14 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
     assert losses_a == losses_b
 
 
+def test_time_budget_stops_cleanly_and_resumably(tmp_path: Path) -> None:
+    out = tmp_path / "timed"
+    _train(out, "--epoch-size", "16", "--epochs", "3", "--max-minutes", "1e-6")  # spent after the first step
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 1 and ckpt["epoch"] == 0 and ckpt["batch_in_epoch"] == 1
+    assert len(_rows(out, "val")) == 1
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
