@@ -57,6 +57,7 @@ def load_engine(settings: Settings) -> Engine:
         settings.intra_op_threads,
         settings.inter_op_threads,
         intra_op_spinning=settings.intra_op_spinning,
+        io_binding=settings.io_binding,
     )
 
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         description="Let ONNX Runtime's intra-op threads busy-wait for work: can shave latency on dedicated, idle "
         "cores; off by default because spinning threads starve the request threads and neighbours on a shared CPU.",
     )
+    io_binding: bool | None = Field(
+        None,
+        description="Run the model through an ONNX Runtime I/O binding (output allocated on the provider's device, "
+        "copied to the host once). Unset: on when the CUDA provider is active, off on CPU.",
+    )
     warmup_runs: int = Field(
         1, ge=1, description="Inference runs on a blank image after loading, before `/readyz` turns 200."
     )

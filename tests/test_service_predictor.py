@@ -58,3 +58,17 @@ def test_bad_bbox_is_rejected_before_inference(predictor):
             predictor.predict_uploads([Upload(encode(Image.new("RGB", (30, 30))))], PredictOptions(bbox=(40, 0, 5, 5)))
         )
     assert caught.value.status == 422 and predictor.calls == []
+
+
+def test_io_binding_gives_the_plain_run_result(blob_model_path):
+    plain = Engine.load(blob_model_path, intra_op_threads=1)
+    bound = Engine.load(blob_model_path, intra_op_threads=1, io_binding=True)
+    assert plain.io_binding is None  # default on CPU: off
+    assert bound.io_binding == "cpu"
+    rng = np.random.default_rng(3)
+    for n in (1, 3):
+        batch = rng.random((n, 3, *plain.info.metadata.input_size), dtype=np.float32)
+        got = bound.run(batch)
+        assert got.shape == (n, plain.info.metadata.num_joints, *plain.info.heatmap_size)
+        np.testing.assert_array_equal(got, plain.run(batch))
+        np.testing.assert_array_equal(bound.run(batch[:, :, :, :]), got)  # a fresh binding every call
