@@ -124,7 +124,7 @@ class Engine:
             metadata.num_joints,
             *metadata.input_size,
             ", ".join(info.providers),
-            engine._binding_device or "off",
+            engine.io_binding or "off",
         )
         return engine
 
