@@ -2,10 +2,12 @@
 
 Uses the shipped ``weights/default.onnx`` when it exists; otherwise a small random-weight
 StackedHourglass exported here with ``model_export.export`` (the test may import torch, the
-service never does). The shipped model never saw a real photo (see weights/README.md) and, like a random model,
-can put an unsure joint's peak in the letterbox padding; so the inside-the-image check uses
+service never does). A model that never saw a real photo (the shipped one: see weights/README.md), like a
+random one, can put an unsure joint's peak in the letterbox padding; so the inside-the-image check uses
 ``resize=stretch``, where every heatmap pixel maps onto the image, and the letterbox case checks
 that every keypoint lies in the letterboxed frame (the image plus its padding) in image pixels.
+The accuracy check compares the shipped model's arm and torso joints, cropped with the person box,
+with COCO's own annotation of the skier.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 DEFAULT_MODEL = REPO_ROOT / "weights" / "default.onnx"
 WIDTH, HEIGHT = 640, 425
+# COCO val2017 annotation of image 785 (the skier; CC BY 4.0), joints both skeletons share, in image pixels.
+COCO_ARMS_AND_HIPS = {
+    "left_shoulder": (399, 108), "right_shoulder": (358, 129), "left_elbow": (433, 142), "right_elbow": (341, 159),
+    "left_wrist": (449, 165), "right_wrist": (309, 178), "left_hip": (424, 203), "right_hip": (393, 214),
+}  # fmt: skip
+COCO_PERSON_BOX = "280.79,44.73,218.70,346.68"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +90,18 @@ def test_real_photo_letterboxed_keypoints_stay_in_the_letterbox_frame(photo_serv
     pad = (WIDTH - HEIGHT) / 2  # the 640-wide image is letterboxed into a square: padding above and below
     for k in keypoints:
         assert -0.5 <= k["x"] <= WIDTH - 0.5 and -0.5 - pad <= k["y"] <= HEIGHT - 0.5 + pad, k
+
+
+@pytest.mark.slow
+def test_shipped_model_finds_the_skiers_arms_and_hips(photo_server, photo_model, coco_image):
+    """Measured: all 8 within 25 px (median 10; the skier's head is about 50 px tall); the floor is 6 within 30 px."""
+    if photo_model != DEFAULT_MODEL:
+        pytest.skip("needs the shipped weights/default.onnx")
+    with photo_server.client() as client:
+        r = client.post(
+            "/predict", params={"bbox": COCO_PERSON_BOX}, files={"file": ("785.jpg", coco_image, "image/jpeg")}
+        )
+    assert r.status_code == 200, r.text
+    found = {k["name"]: (k["x"], k["y"]) for k in r.json()["keypoints"]}
+    errors = {n: ((found[n][0] - x) ** 2 + (found[n][1] - y) ** 2) ** 0.5 for n, (x, y) in COCO_ARMS_AND_HIPS.items()}
+    assert sum(e <= 30.0 for e in errors.values()) >= 6, errors
