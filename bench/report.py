@@ -64,9 +64,13 @@ def overhead(doc: dict[str, Any]) -> str:
     bare, http = r["bare_session_run"], r["post_predict"]
     rows = [
         ["bare `session.run` (1x3x256x256)", bare["median_ms"], bare["p95_ms"]],
-        ["`POST /predict`, 640x480 JPEG, HTTP keep-alive", http["median_ms"], http["p95_ms"]],
+        ["`POST /predict`, 640x480 JPEG, HTTP keep-alive, minimal client", http["median_ms"], http["p95_ms"]],
         ["ratio (target p50 <= 1.10)", r["overhead_ratio_p50"], r["overhead_ratio_p95"]],
     ]
+    if "post_predict_httpx" in r:
+        via = r["post_predict_httpx"]
+        rows.append(["the same request from httpx", via["median_ms"], via["p95_ms"]])
+        rows.append(["ratio with httpx", r["httpx_overhead_ratio_p50"], round(via["p95_ms"] / bare["p95_ms"], 3)])
     stages = ", ".join(f"{k} {v:.2f} ms" for k, v in r.get("service_stages_median_ms", {}).items())
     text = "**Service overhead**\n\n" + table(["", "p50 ms", "p95 ms"], rows)
     return text + (f"\n\nService stages (median): {stages}." if stages else "")

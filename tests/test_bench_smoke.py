@@ -57,6 +57,7 @@ def test_model_speed(results: Path) -> None:
 def test_overhead(results: Path) -> None:
     r = load(results, "overhead")["results"]
     assert r["post_predict"]["median_ms"] > 0 and r["bare_session_run"]["median_ms"] > 0
+    assert r["post_predict_httpx"]["median_ms"] > 0 and r["httpx_overhead_ratio_p50"] > 0
     assert r["overhead_ratio_p50"] > 0
     assert set(r["service_stages_median_ms"]) >= {"decode", "preprocess", "inference", "postprocess"}
 
