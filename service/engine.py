@@ -114,7 +114,7 @@ class Engine:
         )
         active = info.providers[0] if info.providers else "CPUExecutionProvider"
         if io_binding is None:
-            io_binding = active == "CUDAExecutionProvider"
+            io_binding = binding_device(active) == "cuda"
         engine = cls(session, info, binding_device(active) if io_binding else None)
         log.info(
             "loaded model %s (%s %s): %d joints, input %dx%d, active providers %s, I/O binding %s",
