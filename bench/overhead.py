@@ -5,6 +5,10 @@ The three are timed in turn, call by call, so a change in machine load affects a
 Two clients send the same multipart request: httpx, as a Python user would, and a minimal HTTP/1.1
 client (``http.client``, body built once), whose own cost is a fraction of httpx's, so its
 latency is closer to what the service itself adds. The ratio is the minimal client's.
+
+Where the minimal client's overhead goes, per request (medians): the stages the service reports, the rest
+of the app's time (``Server-Timing: app`` minus the stages: middleware, routing, upload parsing, thread
+hops, JSON) and everything outside the app (latency minus ``app``: TCP, uvicorn's HTTP parsing, the client).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from bench.common import MIN_SAMPLES, Stats, add_common_args, jpeg_bytes, print_
 from bench.fixture import bench_model
 from bench.servers import served
 from service.app import load_engine
+from service.middleware import SERVER_TIMING_HEADER, parse_server_timing
 from service.settings import Settings
 
 
@@ -36,19 +41,22 @@ class LeanClient:
         self.conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=60.0)
         boundary = uuid.uuid4().hex
         head = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
             "Content-Type: image/jpeg\r\n\r\n"
         )
         self.body = head.encode() + image + f"\r\n--{boundary}--\r\n".encode()
         self.headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
     def post(self) -> dict[str, float]:
+        """One request; the service's stage timings plus ``app`` from its ``Server-Timing`` header (ms)."""
         self.conn.request("POST", "/predict", body=self.body, headers=self.headers)
         response = self.conn.getresponse()
         data = response.read()
         if response.status != 200:
             raise RuntimeError(f"POST /predict answered {response.status}: {data[:200]!r}")
-        return json.loads(data).get("timings_ms", {})
+        timings = dict(json.loads(data).get("timings_ms", {}))
+        app = parse_server_timing(response.getheader(SERVER_TIMING_HEADER) or "").get("app")
+        return timings if app is None else {**timings, "app": app}
 
     def close(self) -> None:
         self.conn.close()
@@ -64,6 +72,7 @@ def measure(
     engine = load_engine(Settings(model_path=model_path))
     x = np.random.default_rng(0).random((1, 3, *engine.info.metadata.input_size), dtype=np.float32)
     stages: dict[str, list[float]] = defaultdict(list)
+    split: dict[str, list[float]] = defaultdict(list)  # the minimal client's overhead, request by request
     times: dict[str, list[float]] = defaultdict(list)
     lean = LeanClient(base, image)
     with httpx.Client(base_url=base, timeout=60.0) as client:
@@ -86,8 +95,7 @@ def measure(
                     if i >= warmup:
                         times[name].append(elapsed)
                         if name == "lean":
-                            for stage, ms in timings.items():
-                                stages[stage].append(float(ms))
+                            _record(timings, elapsed * 1000.0, stages, split)
         finally:
             lean.close()
     bare, http_stats, httpx_stats = Stats.of(times["bare"]), Stats.of(times["lean"]), Stats.of(times["httpx"])
@@ -96,11 +104,24 @@ def measure(
         "post_predict": http_stats.as_dict(),
         "post_predict_httpx": httpx_stats.as_dict(),
         "service_stages_median_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
+        "overhead_split_median_ms": {k: round(statistics.median(v), 3) for k, v in split.items()},
         "overhead_ratio_p50": round(http_stats.median_ms / bare.median_ms, 3),
         "overhead_ratio_p95": round(http_stats.p95_ms / bare.p95_ms, 3),
         "overhead_ms_p50": round(http_stats.median_ms - bare.median_ms, 3),
         "httpx_overhead_ratio_p50": round(httpx_stats.median_ms / bare.median_ms, 3),
     }
+
+
+def _record(
+    timings: dict[str, float], latency_ms: float, stages: dict[str, list[float]], split: dict[str, list[float]]
+) -> None:
+    """File one request's stage timings, and its split into app-but-not-stage and outside-the-app time."""
+    app = timings.pop("app", None)
+    for stage, ms in timings.items():
+        stages[stage].append(float(ms))
+    if app is not None:
+        split["in_app_outside_stages"].append(app - sum(timings.values()))
+        split["outside_app"].append(latency_ms - app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,15 @@ def overhead(doc: dict[str, Any]) -> str:
         rows.append(["ratio with httpx", r["httpx_overhead_ratio_p50"], round(via["p95_ms"] / bare["p95_ms"], 3)])
     stages = ", ".join(f"{k} {v:.2f} ms" for k, v in r.get("service_stages_median_ms", {}).items())
     text = "**Service overhead**\n\n" + table(["", "p50 ms", "p95 ms"], rows)
-    return text + (f"\n\nService stages (median): {stages}." if stages else "")
+    text += f"\n\nService stages (median): {stages}." if stages else ""
+    split = r.get("overhead_split_median_ms")
+    if split:
+        text += (
+            f" Rest of the app's time (`Server-Timing: app` minus the stages: middleware, routing, multipart parsing,"
+            f" thread hops, JSON): {split['in_app_outside_stages']:.2f} ms; outside the app (TCP, uvicorn's HTTP"
+            f" parsing, the client): {split['outside_app']:.2f} ms."
+        )
+    return text
 
 
 def load(doc: dict[str, Any]) -> str:
@@ -104,9 +112,12 @@ def load(doc: dict[str, Any]) -> str:
 
 
 def large_upload(doc: dict[str, Any]) -> str:
-    rows = [[r["server"], r["image"], r["jpeg_kb"], r["median_ms"], r["p95_ms"], r["vs_small"]] for r in doc["results"]]
+    rows = [
+        [r["server"], r["image"], r["jpeg_kb"], r["median_ms"], r["p95_ms"], r["vs_small"], r.get("decode_ms")]
+        for r in doc["results"]
+    ]
     return "**Large uploads, end to end (target < 1.5x the small image)**\n\n" + table(
-        ["server", "image", "JPEG KiB", "median ms", "p95 ms", "vs 640x480"], rows
+        ["server", "image", "JPEG KiB", "median ms", "p95 ms", "vs 640x480", "decode stage ms"], rows
     )
 
 

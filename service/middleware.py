@@ -7,13 +7,15 @@ Order, outermost first (``service.app.create_app``)::
 
 so that every answer, including the 401/503/504 ones produced here, carries an ``X-Request-ID`` header
 and gets exactly one JSON access-log line. Routes may put ``timings_ms`` (dict of stage -> ms) and
-``image`` (``{"width", "height"}``) into ``request.state``; they appear in that line. Nothing else from the
-request is logged: no body, no query string, no headers (so no key).
+``image`` (``{"width", "height"}``) into ``request.state``; they appear in that line and, with the time
+the app took until it answered, in a W3C ``Server-Timing`` header. Nothing else from the request is
+logged: no body, no query string, no headers (so no key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -35,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
+SERVER_TIMING_HEADER = "server-timing"
 STATE_REQUEST_ID = "request_id"  # request.state.request_id
 STATE_TIMINGS = "timings_ms"  # request.state.timings_ms: {stage: milliseconds}
 STATE_IMAGE = "image"  # request.state.image: {"width": int, "height": int, "count": int}
@@ -130,8 +133,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER.encode()]
+                ours = (REQUEST_ID_HEADER.encode(), SERVER_TIMING_HEADER.encode())
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in ours]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.append((SERVER_TIMING_HEADER.encode(), server_timing(state, started).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -198,6 +203,31 @@ class RequestContext:
         if failure:
             line["error"] = failure
         self.logger.info(json.dumps(line, separators=(",", ":")))
+
+
+def server_timing(state: dict[str, Any], started: float) -> str:
+    """``Server-Timing`` value: each stage the route reported, then ``app``, the time from the request entering
+    the middleware to its answer starting (so ``app`` minus the stages is routing, upload parsing, thread hops
+    and serialisation, and a client's latency minus ``app`` is the network and the HTTP server)."""
+    metrics = []
+    timings = state.get(STATE_TIMINGS)
+    if isinstance(timings, dict):
+        metrics = [f"{name};dur={float(ms):.3f}" for name, ms in timings.items() if _is_number(ms)]
+    metrics.append(f"app;dur={(time.perf_counter() - started) * 1000.0:.3f}")
+    return ", ".join(metrics)
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}`` (metrics without a duration are skipped)."""
+    durations = {}
+    for metric in value.split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip().lower() == "dur" and name:
+                with contextlib.suppress(ValueError):
+                    durations[name] = float(number)
+    return durations
 
 
 def _is_number(value: Any) -> bool:

@@ -60,6 +60,8 @@ def test_overhead(results: Path) -> None:
     assert r["post_predict_httpx"]["median_ms"] > 0 and r["httpx_overhead_ratio_p50"] > 0
     assert r["overhead_ratio_p50"] > 0
     assert set(r["service_stages_median_ms"]) >= {"decode", "preprocess", "inference", "postprocess"}
+    split = r["overhead_split_median_ms"]  # from the Server-Timing header
+    assert split["in_app_outside_stages"] > 0 and split["outside_app"] > 0
 
 
 def test_load_and_batching(results: Path) -> None:
@@ -73,7 +75,7 @@ def test_load_and_batching(results: Path) -> None:
 def test_large_upload(results: Path) -> None:
     rows = load(results, "large_upload")["results"]
     assert {r["image"] for r in rows} == {"640x480", "smoke 1280x960"}
-    assert all(r["median_ms"] > 0 for r in rows)
+    assert all(r["median_ms"] > 0 and 0 < r["decode_ms"] < r["median_ms"] for r in rows)
 
 
 def test_decoder_and_session_options(results: Path) -> None:

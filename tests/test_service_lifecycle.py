@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+from service.middleware import parse_server_timing
 from service.skeleton import MPII
 from tests.helpers.images import encode, gray_image
 from tests.helpers.models import renamed_output_model, slow_constant_model
@@ -85,10 +86,16 @@ def test_operational_endpoints(constant_server, constant_peaks):
         assert model["provenance"]["name"] == "constant-test"
         assert (model["name"], model["version"]) == ("constant-test", "1")
 
-        body = client.post("/predict", files={"file": ("a.png", GOOD)}).json()
+        answer = client.post("/predict", files={"file": ("a.png", GOOD)})
+        body = answer.json()
         assert body["model"] == {"name": "constant-test", "version": "1"}
         assert set(body["timings_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
         assert all(v >= 0 for v in body["timings_ms"].values())
+        # the same stages in Server-Timing, plus the whole time in the app, which contains them
+        timing = parse_server_timing(answer.headers["server-timing"])
+        assert set(timing) == {*body["timings_ms"], "app"}
+        assert timing["app"] >= sum(body["timings_ms"].values()) > 0
+        assert set(parse_server_timing(client.get("/healthz").headers["server-timing"])) == {"app"}
 
         metrics = client.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
