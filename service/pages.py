@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from service.openapi_docs import ERROR_RESPONSES, ONE_IMAGE_BODY
+from service.openapi_docs import ONE_IMAGE_BODY, prediction_responses
 from service.render import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, MEDIA_TYPES, OutputFormat, encode, prediction_overlay
 from service.routes import Options, get_predictor
 from service.uploads import read_uploads
@@ -23,12 +23,8 @@ router = APIRouter()
 
 INDEX_HTML = Path(__file__).resolve().parent / "static" / "index.html"
 _PICTURE = {
-    200: {
-        "description": "The image (EXIF-oriented, at most `max_side` pixels) with the skeleton drawn over it.",
-        "content": {
-            media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in MEDIA_TYPES.values()
-        },
-    }
+    "description": "The image (EXIF-oriented, at most `max_side` pixels) with the skeleton drawn over it.",
+    "content": {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in MEDIA_TYPES.values()},
 }
 
 
@@ -46,7 +42,7 @@ async def index() -> HTMLResponse:
 @router.post(
     "/predict/render",
     response_class=Response,
-    responses={**_PICTURE, **ERROR_RESPONSES},
+    responses=prediction_responses(_PICTURE),
     openapi_extra=ONE_IMAGE_BODY,
     summary="The image with the predicted skeleton drawn over it",
     tags=["predict"],

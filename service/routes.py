@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from service.codec import Refine
 from service.errors import ApiError, NotReadyError
 from service.middleware import STATE_IMAGE, STATE_TIMINGS
-from service.openapi_docs import ERROR_RESPONSES, MANY_IMAGES_BODY, ONE_IMAGE_BODY
+from service.openapi_docs import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
 from service.predictor import Prediction, PredictOptions, Predictor
 from service.readiness import State
 from service.schemas import ErrorResponse, ModelDescription, PoseResult, Status
@@ -84,7 +84,7 @@ def get_predictor(request: Request) -> Predictor:
 @router.post(
     "/predict",
     response_model=PoseResult,
-    responses=ERROR_RESPONSES,
+    responses=prediction_responses(),
     openapi_extra=ONE_IMAGE_BODY,
     summary="Keypoints of the person in one image",
     tags=["predict"],
@@ -102,7 +102,7 @@ async def predict(request: Request, options: Options) -> Response:
 @router.post(
     "/predict/batch",
     response_model=list[PoseResult],
-    responses=ERROR_RESPONSES,
+    responses=prediction_responses(),
     openapi_extra=MANY_IMAGES_BODY,
     summary="Keypoints for several images in one model call",
     tags=["predict"],

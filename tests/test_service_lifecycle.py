@@ -114,6 +114,9 @@ def test_operational_endpoints(constant_server, constant_peaks):
         predict = openapi["paths"]["/predict"]["post"]
         assert {"multipart/form-data", "image/*"} <= set(predict["requestBody"]["content"])
         assert {p["name"] for p in predict["parameters"]} == {"resize", "refine", "flip", "bbox"}
+        assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/PoseResult")
+        for status in ("200", "415"):
+            assert {"X-Request-ID", "Server-Timing"} <= set(predict["responses"][status]["headers"])
         assert openapi["components"]["schemas"]["PoseResult"]["examples"][0]["keypoints"]
         for setting in ("POSE_MODEL_PATH", "POSE_MAX_UPLOAD_BYTES", "POSE_MAX_PIXELS", "POSE_PROVIDERS"):
             assert setting in openapi["info"]["description"]
