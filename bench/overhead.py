@@ -116,11 +116,12 @@ def _record(
     timings: dict[str, float], latency_ms: float, stages: dict[str, list[float]], split: dict[str, list[float]]
 ) -> None:
     """File one request's stage timings, and its split into app-but-not-stage and outside-the-app time."""
-    app = timings.pop("app", None)
-    for stage, ms in timings.items():
-        stages[stage].append(float(ms))
+    app = timings.get("app")
+    stage_ms = {stage: float(ms) for stage, ms in timings.items() if stage != "app"}
+    for stage, ms in stage_ms.items():
+        stages[stage].append(ms)
     if app is not None:
-        split["in_app_outside_stages"].append(app - sum(timings.values()))
+        split["in_app_outside_stages"].append(app - sum(stage_ms.values()))
         split["outside_app"].append(latency_ms - app)
 
 

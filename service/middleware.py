@@ -38,6 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
 SERVER_TIMING_HEADER = "server-timing"
+_OWN_HEADERS = (REQUEST_ID_HEADER.encode(), SERVER_TIMING_HEADER.encode())  # replaced on every answer
 STATE_REQUEST_ID = "request_id"  # request.state.request_id
 STATE_TIMINGS = "timings_ms"  # request.state.timings_ms: {stage: milliseconds}
 STATE_IMAGE = "image"  # request.state.image: {"width": int, "height": int, "count": int}
@@ -133,10 +134,9 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                ours = (REQUEST_ID_HEADER.encode(), SERVER_TIMING_HEADER.encode())
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in ours]
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                headers.append((SERVER_TIMING_HEADER.encode(), server_timing(state, started).encode()))
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _OWN_HEADERS]
+                headers.append((_OWN_HEADERS[0], request_id.encode()))
+                headers.append((_OWN_HEADERS[1], server_timing(state, started).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
