@@ -1,8 +1,11 @@
 """Benchmark 4: a 12-megapixel JPEG end to end vs a 640x480 one, for the service and the baseline.
 
-For each server the two uploads alternate call by call, so both see the same machine load. For the
-service, the decode stage it reports (``timings_ms.decode``: header parse, reduced-scale decode, EXIF
-orientation) is kept too: it is what grows with the file.
+The 12-megapixel photo is sent twice: as most encoders write it (one serial entropy-coded stream) and
+written with a restart marker after every MCU row, as many camera encoders do, which the service
+decodes in strips on all cores (``service/jpeg_strips.py``). For each server the uploads alternate
+call by call, so all see the same machine load. For the service, the decode stage it reports
+(``timings_ms.decode``: header parse, reduced-scale decode, EXIF orientation) is kept too: it is what
+grows with the file.
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from bench.common import MIN_SAMPLES, Stats, add_common_args, jpeg_bytes, print_
 from bench.fixture import bench_model
 from bench.servers import served
 
-SIZES = {"640x480": (640, 480), "12MP 4000x3000": (4000, 3000)}
-SMOKE_SIZES = {"640x480": (640, 480), "smoke 1280x960": (1280, 960)}
+# name -> (width, height, restart marker every n MCU rows or 0)
+SIZES = {
+    "640x480": (640, 480, 0),
+    "12MP 4000x3000": (4000, 3000, 0),
+    "12MP 4000x3000, restart markers": (4000, 3000, 1),
+}
+SMOKE_SIZES = {"640x480": (640, 480, 0), "smoke 1600x1200, restart markers": (1600, 1200, 1)}
 
 
 def alternate(
@@ -58,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
     sizes = SMOKE_SIZES if args.smoke else SIZES
-    images = {name: jpeg_bytes(w, h, seed=1) for name, (w, h) in sizes.items()}
+    images = {name: jpeg_bytes(w, h, seed=1, restart_rows=rst) for name, (w, h, rst) in sizes.items()}
     rows = []
     for kind in args.servers or (["service"] if args.smoke else ["service", "baseline"]):
         with served(kind, model) as base, httpx.Client(base_url=base, timeout=120.0) as client:
@@ -68,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {"server": kind, "image": name, "jpeg_kb": round(len(images[name]) / 1024, 1), **s.as_dict()}
             rows.append({**row, "vs_small": round(s.median_ms / small, 3), "decode_ms": decode_ms})
     print_rows("large uploads, end to end", rows)
-    config = {"model": model.describe(), "profile": profile.name, "images": {k: list(v) for k, v in sizes.items()}}
+    described = {name: {"size": [w, h], "restart_rows": rst} for name, (w, h, rst) in sizes.items()}
+    config = {"model": model.describe(), "profile": profile.name, "images": described}
     write_result(args.out, "large_upload", config, rows)
     return 0
 

@@ -2,8 +2,9 @@
 
 Two steps so that a big JPEG never costs a full-size decode: :func:`open_image` reads only the
 header (format and pixel-count checks, oriented size), then :func:`decode_rgb` decodes, at a
-reduced scale (``Image.draft``) when the caller needs far fewer pixels, applies the EXIF
-orientation and converts any mode to RGB.
+reduced scale (``Image.draft``) when the caller needs far fewer pixels (on several threads when
+the JPEG has restart markers: :mod:`service.jpeg_strips`), applies the EXIF orientation and
+converts any mode to RGB.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import ApiError
+from service.jpeg_strips import decode_in_strips
 
 # Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
 SUPPORTED_FORMATS: dict[str, str] = {
@@ -69,6 +71,7 @@ class OpenedImage:
     format: str
     orientation: int | None
     stored_size: tuple[int, int]  # (width, height) as stored, before orientation and any draft
+    data: bytes = b""  # the encoded file
 
     @property
     def size(self) -> tuple[int, int]:
@@ -124,26 +127,31 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
     kind = SUPPORTED_FORMATS[image.format]
-    return OpenedImage(image, kind, _orientation(image) if kind == "JPEG" else None, (width, height))
+    return OpenedImage(image, kind, _orientation(image) if kind == "JPEG" else None, (width, height), data)
 
 
-def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None) -> DecodedImage:
+def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, threads: int = 1) -> DecodedImage:
     """Decode the pixels, oriented and in RGB; 400 when truncated or corrupt.
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
-    (1/2, 1/4, 1/8) that still has at least that many pixels.
+    (1/2, 1/4, 1/8) that still has at least that many pixels; on up to ``threads`` threads when it
+    was written with restart markers (the same pixels as one thread).
     """
     image = opened.image
-    reduction = 1.0
+    scale = 1
     if min_size is not None and opened.format == "JPEG" and opened.orientation is not None:
         want = min_size if opened.orientation < 5 else (min_size[1], min_size[0])
         full_w = image.size[0]
         if full_w >= 2 * want[0] and image.size[1] >= 2 * want[1]:
             result = image.draft("RGB", want)
             if result is not None:
-                reduction = full_w / result[1][2]
+                scale = round(full_w / result[1][2])
     try:
-        image.load()
+        strips = decode_in_strips(opened.data, scale, image.mode, image.size, threads) if threads > 1 else None
+        if strips is None:
+            image.load()
+        else:
+            image = strips
         orientation = opened.orientation if opened.orientation is not None else _orientation(image)
         transpose = _TRANSPOSE.get(orientation)
         if transpose is not None:
@@ -151,7 +159,7 @@ def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None) -> 
         rgb = to_rgb(image)
     except _DECODE_ERRORS as exc:
         raise ApiError(400, "invalid_image", f"the image data is truncated or corrupt ({exc})") from exc
-    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), reduction)
+    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), float(scale))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

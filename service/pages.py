@@ -67,7 +67,9 @@ async def predict_render(
     layout = request.app.state.engine.info.metadata.layout
 
     def draw() -> bytes:
-        picture = prediction_overlay(uploads[0], prediction, layout, settings.max_pixels, threshold, max_side)
+        picture = prediction_overlay(
+            uploads[0], prediction, layout, settings.max_pixels, threshold, max_side, predictor.decode_threads
+        )
         return encode(picture, picture_format)
 
     body = await anyio.to_thread.run_sync(draw)

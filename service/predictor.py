@@ -78,13 +78,21 @@ def _ms(start: float) -> float:
 class Predictor:
     """Runs images through the model and maps the keypoints back to image pixels."""
 
-    def __init__(self, info: ModelInfo, state: HasInfer, max_pixels: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        state: HasInfer,
+        max_pixels: int,
+        metrics: Metrics | None = None,
+        decode_threads: int = 1,
+    ) -> None:
         meta = info.metadata
         self.info = info
         self.codec = HeatmapCodec(meta.input_size, meta.heatmap_stride)
         self.names = meta.keypoint_names
         self.flip_index = meta.layout.flip_index
         self.max_pixels = max_pixels
+        self.decode_threads = decode_threads  # for one large JPEG with restart markers (service.jpeg_strips)
         self.metrics = metrics
         self._state = state
         self._model_ref = ModelRef(name=info.name, version=info.version)
@@ -126,7 +134,7 @@ class Predictor:
             opened = open_image(upload.data, self.max_pixels, upload.content_type)
             # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
             min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
-            image = decode_rgb(opened, min_size)
+            image = decode_rgb(opened, min_size, self.decode_threads)
             decoded.append(image)
             affines.append(self.plan(image.size, options))
             decode_ms.append(_ms(start))

@@ -163,6 +163,7 @@ def prediction_overlay(
     max_pixels: int,
     threshold: float = DEFAULT_THRESHOLD,
     max_side: int = DEFAULT_MAX_SIDE,
+    decode_threads: int = 1,
 ) -> Image.Image:
     """The overlay picture for one prediction of the service's predictor.
 
@@ -172,7 +173,7 @@ def prediction_overlay(
     decoded = prediction.image
     size = output_size(decoded.size, max_side)
     if decoded.image.width < size[0] or decoded.image.height < size[1]:
-        decoded = decode_rgb(open_image(upload.data, max_pixels, upload.content_type), size)
+        decoded = decode_rgb(open_image(upload.data, max_pixels, upload.content_type), size, decode_threads)
     points = [(k.x, k.y, k.score) for k in prediction.result.keypoints]
     return render_overlay(decoded.image, points, layout, threshold, max_side, frame_size=decoded.size)
 

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="Largest accepted image in pixels (width x height), checked before decoding; larger: 413.",
     )
     max_files: int = Field(16, gt=0, description="Most images in one `/predict/batch` request; more: 413.")
+    decode_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads that decode one large JPEG written with restart markers, in horizontal strips "
+        "(0: one per usable core, at most 8; 1: always one thread).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core)."
     )

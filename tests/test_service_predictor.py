@@ -73,3 +73,26 @@ def test_io_binding_gives_the_plain_run_result(blob_model_path):
         np.testing.assert_array_equal(got, plain.run(batch))
         mirrored = batch[:, :, :, ::-1]  # not contiguous: bound as a copy
         np.testing.assert_array_equal(bound.run(mirrored), plain.run(np.ascontiguousarray(mirrored)))
+
+
+def test_restart_marker_jpeg_predicts_the_same_on_any_decode_thread_count(blob_model_path):
+    engine = Engine.load(blob_model_path, intra_op_threads=1)
+
+    async def infer(batch: np.ndarray) -> np.ndarray:
+        return engine.run(batch)
+
+    picture = blob_image(2400, 1600, (1500.0, 500.0), 60.0)
+    noisy = np.asarray(picture).astype(np.int16) + np.random.default_rng(0).integers(-20, 21, (1600, 2400, 3))
+    data = encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), "JPEG", quality=95, restart_marker_rows=1)
+    assert len(data) > 256 * 1024  # large enough to be decoded in strips
+
+    def predict(threads: int):
+        predictor = Predictor(engine.info, SimpleNamespace(infer=infer), 10_000_000, decode_threads=threads)
+        [prediction] = asyncio.run(predictor.predict_uploads([Upload(data, "image/jpeg")], PredictOptions()))
+        return prediction
+
+    one, four = predict(1), predict(4)
+    assert np.array_equal(np.asarray(one.image.image), np.asarray(four.image.image))
+    assert one.result.keypoints == four.result.keypoints
+    [blob] = four.result.keypoints
+    assert abs(blob.x - 1500.0) < 19 and abs(blob.y - 500.0) < 19  # half a heatmap cell (37.5 px)

@@ -41,10 +41,10 @@ def blob_image(width: int, height: int, centre: tuple[float, float], sigma: floa
     return Image.fromarray(pixels, "RGB")
 
 
-def with_orientation(upright: Image.Image, orientation: int, quality: int = 95) -> bytes:
+def with_orientation(upright: Image.Image, orientation: int, quality: int = 95, **params: object) -> bytes:
     """A JPEG that displays as ``upright`` when its EXIF orientation ``orientation`` is applied."""
     transpose = STORE_FOR_ORIENTATION[orientation]
     stored = upright if transpose is None else upright.transpose(transpose)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(stored, "JPEG", quality=quality, exif=exif.tobytes())
+    return encode(stored, "JPEG", quality=quality, exif=exif.tobytes(), **params)
