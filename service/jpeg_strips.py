@@ -1,15 +1,15 @@
 """Decode one large JPEG on several cores, for JPEGs written with restart markers.
 
-A baseline JPEG's entropy-coded data is one serial Huffman stream: decoding a 12-megapixel photo
-at 1/8 scale still reads all of it on one core (the README's large-upload benchmark).
-A JPEG written with a restart interval (a ``DRI`` segment) resets its DC predictors and byte-aligns
-the stream at every ``RSTn`` marker, so the data between two markers decodes on its own (ITU-T T.81,
-sections B.2.4.4 and F.1.2.3). Where an interval starts at the beginning of an MCU row, the file can
-be cut there into horizontal strips: each strip becomes a JPEG of its own (the same tables, the
-strip's height in the frame header, its markers renumbered from ``RST0``), the strips are decoded
-at the same DCT scale on a thread pool (Pillow releases the GIL while it decodes) and pasted
-together. At 1/2, 1/4 and 1/8 scale libjpeg scales chroma by its IDCT, not by upsampling across
-rows, so the result is pixel-identical to decoding the file in one piece (``tests/test_jpeg_strips.py``).
+A baseline JPEG's entropy-coded data is one serial Huffman stream: decoding a 12-megapixel photo at
+1/8 scale still reads all of it on one core (the README's large-upload benchmark). A JPEG written
+with a restart interval (a ``DRI`` segment) resets its DC predictors and byte-aligns the stream at
+every ``RSTn`` marker, so the data between two markers decodes on its own (ITU-T T.81). Where an
+interval starts at the beginning of an MCU row, the file can be cut there into horizontal strips:
+each strip becomes a JPEG of its own (the same tables, the strip's height in the frame header, its
+markers renumbered from ``RST0``), the strips are decoded at the same DCT scale on a thread pool
+(Pillow releases the GIL while it decodes) and pasted together. At 1/2, 1/4 and 1/8 scale libjpeg
+scales chroma by its IDCT, not by upsampling across rows, so the result is pixel-identical to
+decoding the file in one piece (``tests/test_jpeg_strips.py``).
 
 Anything unusual (progressive or arithmetic coding, several scans, a missing or misnumbered marker,
 intervals that never start an MCU row) means no plan and the caller decodes serially, as before.
