@@ -19,6 +19,7 @@ PARTS: tuple[str, ...] = (
     "model_speed",
     "overhead",
     "large_upload",
+    "jpeg_decode",
     "load",
     "batching",
 )

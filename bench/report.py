@@ -121,6 +121,14 @@ def large_upload(doc: dict[str, Any]) -> str:
     )
 
 
+def jpeg_decode(doc: dict[str, Any]) -> str:
+    rows = [[r["image"], r["threads"], r["median_ms"], r["p95_ms"], r["vs_one_thread"]] for r in doc["results"]]
+    return (
+        "**JPEG decode stage alone, 1/8 scale (the service's `decode_rgb`; thread counts timed in turn)**\n\n"
+        + table(["image", "threads", "median ms", "p95 ms", "speed-up vs 1 thread"], rows)
+    )
+
+
 def decoder(doc: dict[str, Any]) -> str:
     rows = [[r["decoder"], r["batch"], r["us_per_image"], r["p95_us_per_image"]] for r in doc["results"]]
     return "**Heatmap decoder, 16 joints, 64x64 heatmaps**\n\n" + table(
@@ -170,6 +178,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": overhead,
     "load": load,
     "large_upload": large_upload,
+    "jpeg_decode": jpeg_decode,
     "decoder": decoder,
     "batching": batching,
     "session_options": session_options,

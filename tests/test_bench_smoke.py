@@ -78,6 +78,12 @@ def test_large_upload(results: Path) -> None:
     assert all(r["median_ms"] > 0 and 0 < r["decode_ms"] < r["median_ms"] for r in rows)
 
 
+def test_jpeg_decode(results: Path) -> None:
+    rows = load(results, "jpeg_decode")["results"]
+    assert [r["threads"] for r in rows][:2] == [1, 2] and rows[0]["vs_one_thread"] == 1.0
+    assert all(r["median_ms"] > 0 and r["vs_one_thread"] > 0 for r in rows)
+
+
 def test_decoder_and_session_options(results: Path) -> None:
     decoders = {r["decoder"] for r in load(results, "decoder")["results"]}
     assert {"codec quarter", "codec dark", "python loop (baseline)"} <= decoders
@@ -102,6 +108,7 @@ def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
         "Service overhead",
         "Throughput under load",
         "Large uploads",
+        "JPEG decode stage alone",
         "Heatmap decoder",
         "Dynamic batching",
         "session options",
