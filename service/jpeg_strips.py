@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import struct
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -68,40 +69,56 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class StripPlan:
-    """Where a restart-marker JPEG can be cut into horizontal strips, and how to rebuild each as a JPEG."""
+    """Where a restart-marker JPEG can be cut into horizontal strips, and how to rebuild each as a JPEG.
+
+    Interval ``k`` (0-based) is the entropy-coded data after ``RST(k-1)`` (after the scan header for
+    ``k = 0``) up to ``RSTk`` (up to EOI for the last). Every ``row_step``-th interval starts an MCU row.
+    """
 
     data: bytes
     headers: tuple[bytes, ...]  # the segments every strip keeps, SOI first, SOS last
     sof_index: int  # which of ``headers`` is the frame header (its height is rewritten per strip)
     size: tuple[int, int]  # (width, height) of the whole image
     mcu_height: int  # image rows per MCU row
-    starts: tuple[int, ...]  # offset in ``data`` of each restart interval's first byte
-    ends: tuple[int, ...]  # offset just past each interval's last byte (before its RSTn marker)
-    row_of: dict[int, int]  # interval index -> the MCU row it starts, for intervals that start a row
+    interval: int  # MCUs per restart interval
+    per_row: int  # MCUs per MCU row
+    row_step: int  # intervals from one row-starting interval to the next
+    starts: np.ndarray  # offset in ``data`` of each interval's first byte
+    ends: np.ndarray  # offset just past each interval's last byte (its RSTn marker, or EOI, follows)
+
+    @property
+    def count(self) -> int:
+        """Number of restart intervals."""
+        return len(self.starts)
+
+    def row(self, k: int) -> int:
+        """The MCU row that interval ``k`` (a multiple of ``row_step``) starts."""
+        return k * self.interval // self.per_row
 
     def cuts(self, parts: int, min_bytes: int = MIN_STRIP_BYTES) -> list[int]:
-        """Up to ``parts`` interval indices (the first is 0) that split the entropy data about evenly,
+        """Up to ``parts`` row-starting intervals (the first is 0) that split the entropy data about evenly,
         into strips of about ``min_bytes`` or more."""
-        total = self.ends[-1] - self.starts[0]
+        first, total = int(self.starts[0]), int(self.ends[-1] - self.starts[0])
         parts = max(1, min(parts, total // max(1, min_bytes)))
-        candidates = sorted(self.row_of)
+        candidates = np.arange(0, self.count, self.row_step)
+        offsets = self.starts[candidates]
         chosen = [0]
         for i in range(1, parts):
-            target = self.starts[0] + total * i / parts
-            best = min(candidates, key=lambda k: abs(self.starts[k] - target))
-            if best > chosen[-1]:
-                chosen.append(best)
+            nearest = int(candidates[np.argmin(np.abs(offsets - (first + total * i / parts)))])
+            if nearest > chosen[-1]:
+                chosen.append(nearest)
         return chosen
 
     def strip(self, first: int, stop: int) -> tuple[bytes, int]:
-        """The JPEG of intervals ``[first, stop)`` and its height in image rows."""
-        top = self.row_of[first] * self.mcu_height
-        bottom = self.row_of[stop] * self.mcu_height if stop < len(self.starts) else self.size[1]
+        """The JPEG of intervals ``[first, stop)`` (row-starting ``first``) and its height in image rows."""
+        top = self.row(first) * self.mcu_height
+        bottom = self.row(stop) * self.mcu_height if stop < self.count else self.size[1]
         sof = bytearray(self.headers[self.sof_index])
         sof[5:7] = struct.pack(">H", bottom - top)
-        body = bytearray(self.data[self.starts[first] : self.ends[stop - 1]])
-        for k in range(first, stop - 1):  # renumber RSTn so that the strip's first marker is RST0
-            body[self.ends[k] - self.starts[first] + 1] = 0xD0 + (k - first) % 8
+        offset = int(self.starts[first])
+        body = bytearray(self.data[offset : int(self.ends[stop - 1])])
+        markers = self.ends[first : stop - 1] - offset  # the strip's own RSTn, renumbered from RST0
+        np.frombuffer(body, np.uint8)[markers + 1] = 0xD0 + np.arange(len(markers)) % 8
         headers = list(self.headers)
         headers[self.sof_index] = bytes(sof)
         return b"".join([*headers, body, b"\xff\xd9"]), bottom - top
@@ -175,12 +192,11 @@ def _plan_scan(
         return None
     if not np.array_equal(codes[:n], 0xD0 + np.arange(n) % 8):
         return None
-    restarts = (at[:n] + start).tolist()
-    end = int(at[n]) + start
-    row_of = {k: k * interval // per_row for k in range(count) if k * interval % per_row == 0}
-    starts = (start, *(p + 2 for p in restarts))
-    ends = (*restarts, end)
-    return StripPlan(data, headers, sof_index, (width, height), mcu_h, starts, ends, row_of)
+    restarts = at[:n] + start
+    starts = np.concatenate([[start], restarts + 2])
+    ends = np.concatenate([restarts, [int(at[n]) + start]])
+    row_step = per_row // math.gcd(per_row, interval)
+    return StripPlan(data, headers, sof_index, (width, height), mcu_h, interval, per_row, row_step, starts, ends)
 
 
 @functools.cache
@@ -219,7 +235,7 @@ def decode_in_strips(
     cuts = plan.cuts(threads, min_strip_bytes)
     if len(cuts) < 2:
         return None
-    strips = [plan.strip(first, stop) for first, stop in zip(cuts, [*cuts[1:], len(plan.starts)], strict=True)]
+    strips = [plan.strip(first, stop) for first, stop in zip(cuts, [*cuts[1:], plan.count], strict=True)]
     shapes = [(size[0], -(-rows // scale)) for _, rows in strips]
     if sum(h for _, h in shapes) != size[1]:
         return None
