@@ -17,11 +17,11 @@ intervals that never start an MCU row) means no plan and the caller decodes seri
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import os
 import struct
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,9 +199,16 @@ def _plan_scan(
     return StripPlan(data, headers, sof_index, (width, height), mcu_h, interval, per_row, row_step, starts, ends)
 
 
-@functools.cache
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
 def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="jpeg-strip")
+    """One process-wide pool per size (its threads start on first use)."""
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="jpeg-strip")
+        return _POOLS[workers]
 
 
 def _decode_strip(data: bytes, scale: int, mode: str, size: tuple[int, int]) -> Image.Image:

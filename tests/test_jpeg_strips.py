@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -64,6 +65,14 @@ def test_strips_decode_to_the_serial_pixels(variant, scale):
     plan = plan_strips(data)
     assert plan is not None and len(plan.cuts(4, SMALL)) == 4  # really cut into four strips
     assert_same(strips(data, scale), serial(data, scale))
+
+
+def test_concurrent_requests_share_the_strip_pool():
+    files = [jpeg(picture, **params) for picture, params in VARIANTS.values()] * 3
+    with ThreadPoolExecutor(6) as requests:  # more callers than the pool has threads
+        results = list(requests.map(lambda data: strips(data, 2, threads=3), files))
+    for data, result in zip(files, results, strict=True):
+        assert_same(result, serial(data, 2))
 
 
 def test_strips_follow_the_entropy_data_not_the_row_count():
