@@ -1,11 +1,11 @@
 """Benchmark 4: a 12-megapixel JPEG end to end vs a 640x480 one, for the service and the baseline.
 
-The 12-megapixel photo is sent twice: as libjpeg and Pillow write it by default (one serial entropy-
-coded stream), and with a restart marker after every MCU row (as ``cjpeg -restart 1`` writes it),
-which the service decodes in strips on several cores (``service/jpeg_strips.py``). For each server
-the uploads alternate call by call, so all see the same machine load. For the service, the decode
-stage it reports (``timings_ms.decode``: header parse, reduced-scale decode, EXIF orientation) is
-kept too: it is what grows with the file.
+The 12-megapixel photo is sent twice: as libjpeg and Pillow write it by default (one serial
+entropy-coded stream), and with a restart marker after every MCU row (as ``cjpeg -restart 1`` writes
+it), which the service decodes in strips on several cores (``service/jpeg_strips.py``). For each
+server the uploads alternate call by call, so all see the same machine load. For the service, the
+decode stage it reports (``timings_ms.decode``: header parse, reduced-scale decode, EXIF
+orientation) is kept too: it is what grows with the file.
 """
 
 from __future__ import annotations
