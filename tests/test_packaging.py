@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.settings import Settings
+from service.settings import Settings, settings_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQ = REPO_ROOT / "requirements"
@@ -466,6 +466,11 @@ def test_service_and_autoscaler_point_at_the_deployment(manifests):
 
 
 # ---- Makefile and CI -----------------------------------------------------------------------------------------------
+
+
+def test_readme_settings_table_is_the_generated_one():
+    """The README's table of POSE_ variables is ``settings_table()`` (also on /docs), so it cannot drift."""
+    assert settings_table().strip() in (REPO_ROOT / "README.md").read_text()
 
 
 def test_make_help_lists_the_documented_targets():
