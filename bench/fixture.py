@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 DEFAULT_ONNX = REPO_ROOT / "weights" / "default.onnx"
 DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / "default.pt"
-BENCH_ARCH = {"stacks": 2, "features": 64, "joints": 16, "order": 4}  # the default model's shape
+BENCH_ARCH = {"stacks": 2, "features": 128, "joints": 16, "order": 4}  # the shipped default model's shape
 SMOKE_ARCH = {"stacks": 1, "features": 16, "joints": 16, "order": 4}
+# model_export's default architecture, and the shape of the published 8-stack MPII model
+REFERENCE_ARCH = {"stacks": 8, "features": 256, "joints": 16, "order": 4}
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,16 @@ def bench_model(smoke: bool = False, onnx_path: Path | None = None) -> BenchMode
         return BenchModel(onnx_path, twin if twin.exists() else None, onnx_architecture(onnx_path), "given")
     if not smoke and DEFAULT_ONNX.exists() and DEFAULT_CHECKPOINT.exists():
         return BenchModel(DEFAULT_ONNX, DEFAULT_CHECKPOINT, onnx_architecture(DEFAULT_ONNX), "default")
-    arch = SMOKE_ARCH if smoke else BENCH_ARCH
+    return random_model(SMOKE_ARCH if smoke else BENCH_ARCH)
+
+
+def reference_model(smoke: bool = False) -> BenchModel:
+    """A seeded random pair of :data:`REFERENCE_ARCH` (``--smoke``: of the tiny smoke shape)."""
+    return random_model(SMOKE_ARCH if smoke else REFERENCE_ARCH)
+
+
+def random_model(arch: dict[str, int]) -> BenchModel:
+    """The cached seeded random pair of ``arch``, made on first use."""
     stem = "random_hg{stacks}_f{features}_k{joints}_o{order}".format(**arch)
     onnx_file, checkpoint = cache_dir() / f"{stem}.onnx", cache_dir() / f"{stem}.pt"
     if not (onnx_file.exists() and checkpoint.exists()):

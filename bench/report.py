@@ -71,6 +71,15 @@ def overhead(doc: dict[str, Any]) -> str:
         via = r["post_predict_httpx"]
         rows.append(["the same request from httpx", via["median_ms"], via["p95_ms"]])
         rows.append(["ratio with httpx", r["httpx_overhead_ratio_p50"], round(via["p95_ms"] / bare["p95_ms"], 3)])
+    ref = r.get("reference_architecture")
+    if ref:
+        arch = ref["model"]["architecture"]
+        shape = f"{arch['stacks']}-stack {arch['features']}-feature model (random weights)"
+        rows.append(
+            [f"bare `session.run`, {shape}", ref["bare_session_run"]["median_ms"], ref["bare_session_run"]["p95_ms"]]
+        )
+        rows.append([f"`POST /predict`, {shape}", ref["post_predict"]["median_ms"], ref["post_predict"]["p95_ms"]])
+        rows.append([f"ratio, {shape}", ref["overhead_ratio_p50"], ref["overhead_ratio_p95"]])
     stages = ", ".join(f"{k} {v:.2f} ms" for k, v in r.get("service_stages_median_ms", {}).items())
     text = "**Service overhead**\n\n" + table(["", "p50 ms", "p95 ms"], rows)
     text += f"\n\nService stages (median): {stages}." if stages else ""

@@ -198,14 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def predict_file(engine: Engine, upload: Upload, options: PredictOptions, max_pixels: int) -> Prediction:
+async def predict_file(
+    engine: Engine, upload: Upload, options: PredictOptions, max_pixels: int, decode_threads: int = 1
+) -> Prediction:
     """One prediction through the service's :class:`~service.predictor.Predictor`, without a server."""
     from service.predictor import Predictor
 
     async def infer(batch: np.ndarray) -> np.ndarray:
         return engine.run(batch)
 
-    predictor = Predictor(engine.info, SimpleNamespace(infer=infer), max_pixels)
+    predictor = Predictor(engine.info, SimpleNamespace(infer=infer), max_pixels, decode_threads=decode_threads)
     [prediction] = await predictor.predict_uploads([upload], options)
     return prediction
 
@@ -216,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.engine import Engine, ModelLoadError
     from service.errors import ApiError
+    from service.jpeg_strips import default_threads
     from service.predictor import PredictOptions, Upload
     from service.settings import Settings
     from service.transform import parse_bbox
@@ -232,9 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = args.image.read_bytes()
         upload = Upload(data, mimetypes.guess_type(args.image.name)[0], args.image.name)
         options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
-        prediction = asyncio.run(predict_file(engine, upload, options, settings.max_pixels))
+        threads = settings.decode_threads or default_threads()  # as the service decodes
+        prediction = asyncio.run(predict_file(engine, upload, options, settings.max_pixels, threads))
         layout = engine.info.metadata.layout
-        picture = prediction_overlay(upload, prediction, layout, settings.max_pixels, args.threshold, args.max_side)
+        picture = prediction_overlay(
+            upload, prediction, layout, settings.max_pixels, args.threshold, args.max_side, threads
+        )
         args.out.write_bytes(encode(picture, fmt))
     except (ValidationError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -62,6 +62,9 @@ def test_overhead(results: Path) -> None:
     assert set(r["service_stages_median_ms"]) >= {"decode", "preprocess", "inference", "postprocess"}
     split = r["overhead_split_median_ms"]  # from the Server-Timing header
     assert split["in_app_outside_stages"] > 0 and split["outside_app"] > 0
+    ref = r["reference_architecture"]  # smoke: the tiny model stands in for the 8-stack one
+    assert ref["model"]["architecture"]["stacks"] >= 1 and ref["overhead_ratio_p50"] > 0
+    assert ref["post_predict"]["median_ms"] > 0 and "post_predict_httpx" not in ref
 
 
 def test_load_and_batching(results: Path) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.common import jpeg_bytes
+from service import images
 from service.render import (
     FADED_ALPHA,
     SIDE_COLOURS,
@@ -25,6 +27,7 @@ from service.render import (
     output_size,
     render_overlay,
 )
+from service.render import main as render_main
 from service.skeleton import MPII, KeypointLayout
 from tests.helpers.server import REPO_ROOT, ServiceProcess, service_env
 
@@ -189,6 +192,27 @@ def test_cli_reports_bad_input(constant_model_path: Path, tmp_path: Path) -> Non
                               capture_output=True, text=True, timeout=60)  # fmt: skip
     assert no_model.returncode == 1 and "missing.onnx" in no_model.stderr and "not found" in no_model.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_decodes_on_the_configured_threads(
+    constant_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POSE_DECODE_THREADS`` reaches the offline command's decoder: a restart-marker JPEG goes in strips."""
+    source = tmp_path / "big.jpg"
+    source.write_bytes(jpeg_bytes(2400, 1600, quality=95, restart_rows=1))
+    calls: list[tuple[int, bool]] = []
+
+    def recording(*args: object) -> Image.Image | None:
+        strips = real(*args)
+        calls.append((int(args[-1]), strips is not None))  # type: ignore[call-overload]
+        return strips
+
+    real = images.decode_in_strips
+    monkeypatch.setattr(images, "decode_in_strips", recording)
+    monkeypatch.setenv("POSE_DECODE_THREADS", "4")
+    assert render_main([str(source), "--out", str(tmp_path / "o.png"), "--model", str(constant_model_path)]) == 0
+    assert calls and all(threads == 4 for threads, _ in calls)
+    assert any(in_strips for _, in_strips in calls)
 
 
 def test_render_module_imports_neither_torch_nor_onnxruntime() -> None:
