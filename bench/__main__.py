@@ -2,7 +2,7 @@
 
 Parts run one after another on the same machine (``--only`` picks some); each is also runnable
 alone as ``python -m bench.<part>``. ``--smoke`` checks the scripts work (tiny model, a couple of
-iterations), ``--quick`` is for iterating; the default is the publishable run (about 5 minutes on 2 cores).
+iterations), ``--quick`` is for iterating; the default is the publishable run (about 6 minutes on 2 cores).
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ def load_torch_model(model: BenchModel) -> torch.nn.Module:
 
 
 def _make_random_pair(arch: dict[str, int], onnx_file: Path, checkpoint: Path) -> None:
+    """Write both files under temporary names first, so an interrupted run leaves no half-written cache entry."""
     import torch
 
     from model_export.export import export_onnx
@@ -122,6 +123,10 @@ def _make_random_pair(arch: dict[str, int], onnx_file: Path, checkpoint: Path) -
 
     torch.manual_seed(0)
     net = StackedHourglass(arch["stacks"], arch["features"], arch["joints"], arch["order"]).eval()
-    torch.save({"model": net.state_dict(), "architecture": arch}, checkpoint)
+    partial_pt = checkpoint.with_name(f"{checkpoint.stem}.partial{checkpoint.suffix}")
+    partial_onnx = onnx_file.with_name(f"{onnx_file.stem}.partial{onnx_file.suffix}")
+    torch.save({"model": net.state_dict(), "architecture": arch}, partial_pt)
     provenance = {"source": "bench fixture: seeded random weights (torch.manual_seed(0))"}
-    export_onnx(net, onnx_file, (256, 256), provenance=provenance, log=lambda *_: None)
+    export_onnx(net, partial_onnx, (256, 256), provenance=provenance, log=lambda *_: None)
+    os.replace(partial_pt, checkpoint)
+    os.replace(partial_onnx, onnx_file)
