@@ -38,9 +38,7 @@ from service.settings import Settings
 
 def reported_timings(reply: Reply) -> dict[str, float]:
     """The service's stage timings plus ``app`` from its ``Server-Timing`` header (ms)."""
-    if reply.status != 200:
-        raise RuntimeError(f"POST /predict answered {reply.status}: {reply.body[:200]!r}")
-    timings = dict(reply.json().get("timings_ms", {}))
+    timings = dict(reply.ok("POST /predict").json().get("timings_ms", {}))
     app = parse_server_timing(reply.headers.get(SERVER_TIMING_HEADER, "")).get("app")
     return timings if app is None else {**timings, "app": app}
 

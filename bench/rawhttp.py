@@ -28,6 +28,12 @@ class Reply:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def ok(self, what: str) -> Reply:
+        """This reply, or a RuntimeError naming ``what`` when its status is not 200."""
+        if self.status != 200:
+            raise RuntimeError(f"{what} answered {self.status}: {self.body[:200]!r}")
+        return self
+
 
 def multipart_file(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
     """A ``multipart/form-data`` body holding one file, and the request's ``Content-Type`` value."""

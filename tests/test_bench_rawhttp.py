@@ -36,6 +36,8 @@ def test_error_replies_are_read_whole(base: str) -> None:
     with RawClient(base) as client:
         bad = client.send(client.prepare("POST", "/predict", b"not an image", "image/jpeg"))
         assert bad.status == 400 and bad.json()["error"]["code"] == "invalid_image"
+        with pytest.raises(RuntimeError, match="upload answered 400"):
+            bad.ok("upload")
         assert client.send(client.prepare("GET", "/healthz")).json() == {"status": "ok"}  # still in step
 
 
