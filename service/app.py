@@ -28,7 +28,7 @@ from service import pages, routes
 from service.batching import batcher_for
 from service.engine import Engine
 from service.errors import ApiError, error_body
-from service.jpeg_strips import default_threads
+from service.jpeg_strips import decode_threads
 from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import ApiKey, Backpressure, RequestContext
 from service.predictor import Predictor, ThreadedInfer
@@ -80,7 +80,7 @@ def install_inference(app: FastAPI) -> None:
     )
     if state.batcher is not None:  # started and closed by the lifespan
         state.infer = state.batcher.submit
-    threads = settings.decode_threads or default_threads()
+    threads = decode_threads(settings.decode_threads)
     state.predictor = Predictor(engine.info, state, settings.max_pixels, state.metrics, threads)
 
 

@@ -67,6 +67,11 @@ def default_threads() -> int:
     return min(usable_cores(), MAX_DEFAULT_THREADS)
 
 
+def decode_threads(configured: int) -> int:
+    """The thread count a ``POSE_DECODE_THREADS`` value means: itself, or :func:`default_threads` for 0."""
+    return configured or default_threads()
+
+
 @dataclass(frozen=True)
 class StripPlan:
     """Where a restart-marker JPEG can be cut into horizontal strips, and how to rebuild each as a JPEG.

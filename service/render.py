@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.engine import Engine, ModelLoadError
     from service.errors import ApiError
-    from service.jpeg_strips import default_threads
+    from service.jpeg_strips import decode_threads
     from service.predictor import PredictOptions, Upload
     from service.settings import Settings
     from service.transform import parse_bbox
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = args.image.read_bytes()
         upload = Upload(data, mimetypes.guess_type(args.image.name)[0], args.image.name)
         options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
-        threads = settings.decode_threads or default_threads()  # as the service decodes
+        threads = decode_threads(settings.decode_threads)  # as the service decodes
         prediction = asyncio.run(predict_file(engine, upload, options, settings.max_pixels, threads))
         layout = engine.info.metadata.layout
         picture = prediction_overlay(

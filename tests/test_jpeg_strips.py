@@ -15,7 +15,14 @@ from PIL import Image
 from service import jpeg_strips
 from service.errors import ApiError
 from service.images import decode_rgb, open_image
-from service.jpeg_strips import cpu_quota, decode_in_strips, default_threads, plan_strips, usable_cores
+from service.jpeg_strips import (
+    cpu_quota,
+    decode_in_strips,
+    decode_threads,
+    default_threads,
+    plan_strips,
+    usable_cores,
+)
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
 
@@ -199,6 +206,8 @@ def test_cgroup_cpu_quota(text, cpus):
 
 def test_default_threads_is_bounded_by_the_cores():
     assert 1 <= default_threads() <= min(8, usable_cores())
+    assert decode_threads(0) == default_threads()  # POSE_DECODE_THREADS=0
+    assert decode_threads(3) == 3
 
 
 def test_sof_height_is_rewritten_per_strip():
