@@ -22,6 +22,7 @@ PARTS: tuple[str, ...] = (
     "jpeg_decode",
     "load",
     "batching",
+    "cpu_quota",
 )
 
 

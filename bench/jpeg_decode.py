@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from bench.common import add_common_args, jpeg_bytes, print_rows, profile_of, time_alternating, write_result
+from service.cpus import usable_cores
 from service.images import decode_rgb, open_image
-from service.jpeg_strips import usable_cores
 from service.transform import draft_size, plan
 
 IMAGES = {"12MP 4000x3000": (4000, 3000, 0), "12MP 4000x3000, restart markers": (4000, 3000, 1)}

@@ -8,7 +8,6 @@ session options. The two are called in turn, so a change in machine load hits bo
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ import torch
 from bench.common import add_common_args, print_rows, profile_of, time_alternating, write_result
 from bench.fixture import bench_model, load_torch_model
 from service.app import load_engine
+from service.cpus import usable_cores
 from service.settings import Settings
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     thread_counts = [1] if args.smoke else sorted({1, cores})
     net = load_torch_model(model)
 

@@ -152,6 +152,16 @@ def session_options(doc: dict[str, Any]) -> str:
     )
 
 
+def cpu_quota(doc: dict[str, Any]) -> str:
+    config, measured = doc["config"], doc.get("machine", {}).get("timestamp_utc", "?")
+    rows = [[r["pool"], r["threads"], r["median_ms"], r["p95_ms"], r["vs_service"]] for r in doc["results"]]
+    head = (
+        f"**ONNX Runtime under a {config['quota_cpus']:g}-CPU cgroup quota, batch 1** (measured {measured};"
+        f" the host has {config['host_physical_cores']} physical cores)\n\n"
+    )
+    return head + table(["intra-op pool", "threads", "median ms", "p95 ms", "vs the service's"], rows)
+
+
 def batching(doc: dict[str, Any]) -> str:
     rows = [[r["server"], r["concurrency"], r["rps"], r["p50_ms"], r["p95_ms"], r["errors"]] for r in doc["results"]]
     return "**Dynamic batching on this machine (service, 640x480 JPEG)**\n\n" + table(
@@ -191,6 +201,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "decoder": decoder,
     "batching": batching,
     "session_options": session_options,
+    "cpu_quota": cpu_quota,
     "gpu": gpu,
 }
 

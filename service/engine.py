@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service import cpus
 from service.metadata import MetadataError, ModelMetadata
 from service.settings import PREFERRED_PROVIDERS
 
@@ -65,11 +66,18 @@ def select_providers(requested: tuple[str, ...] | list[str] = ()) -> list[str]:
 class Engine:
     """A loaded, validated model; :meth:`run` is thread-safe (ONNX Runtime sessions are)."""
 
-    def __init__(self, session: ort.InferenceSession, info: ModelInfo, binding_device: str | None = None) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        info: ModelInfo,
+        binding_device: str | None = None,
+        intra_op_threads: int = 0,
+    ) -> None:
         self._session = session
         self._outputs = [OUTPUT_NAME]
         self._binding_device = binding_device
         self.info = info
+        self.intra_op_threads = intra_op_threads  # the pool size asked of ONNX Runtime; 0: its own default
 
     @classmethod
     def load(
@@ -85,6 +93,7 @@ class Engine:
 
         ``io_binding`` (None: on when a CUDA provider is active) runs the model through an ONNX Runtime
         I/O binding: the output is allocated on the provider's device and copied to the host once.
+        ``intra_op_threads`` 0: sized from the CPUs this process may use (:func:`service.cpus.intra_op_threads`).
         """
         path = Path(path)
         digest = _file_digest(path)
@@ -94,7 +103,8 @@ class Engine:
             raise ModelLoadError(path, str(exc)) from exc
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = intra_op_threads
+        threads = cpus.intra_op_threads(intra_op_threads)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = inter_op_threads
         if not intra_op_spinning:  # idle workers sleep instead of busy-waiting (bench/session_options.py)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -115,9 +125,9 @@ class Engine:
         active = info.providers[0] if info.providers else "CPUExecutionProvider"
         if io_binding is None:
             io_binding = binding_device(active) == "cuda"
-        engine = cls(session, info, binding_device(active) if io_binding else None)
+        engine = cls(session, info, binding_device(active) if io_binding else None, threads)
         log.info(
-            "loaded model %s (%s %s): %d joints, input %dx%d, active providers %s, I/O binding %s",
+            "loaded model %s (%s %s): %d joints, input %dx%d, active providers %s, I/O binding %s, intra-op threads %s",
             path,
             info.name,
             info.version,
@@ -125,6 +135,7 @@ class Engine:
             *metadata.input_size,
             ", ".join(info.providers),
             engine.io_binding or "off",
+            threads or "ONNX Runtime's default (one per physical core)",
         )
         return engine
 

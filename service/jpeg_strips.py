@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import struct
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from service.cpus import usable_cores
 
 SEQUENTIAL_HUFFMAN_SOF = (0xC0, 0xC1)  # baseline and extended sequential DCT, Huffman coded
 MIN_STRIP_BYTES = 128 * 1024  # less entropy data per strip than this is not worth a thread hand-off
@@ -37,33 +37,10 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length 
 # The default's cap: one upload need not queue strips on every core of a big host, and the serial part (marker
 # scan, strip assembly: about 1 ms for 12 megapixels) bounds the gain from more threads anyway.
 MAX_DEFAULT_THREADS = 8
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (containers)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota = cpu_quota(CGROUP_CPU_MAX.read_text())
-    except OSError:
-        quota = None
-    return max(1, min(cores, quota)) if quota else cores
-
-
-def cpu_quota(cpu_max: str) -> int | None:
-    """Whole CPUs allowed by a cgroup v2 ``cpu.max`` ("200000 100000" -> 2, rounded up); None if unlimited."""
-    parts = cpu_max.split()
-    if len(parts) != 2 or parts[0] == "max":
-        return None
-    try:
-        quota, period = int(parts[0]), int(parts[1])
-    except ValueError:
-        return None
-    return -(-quota // period) if quota > 0 and period > 0 else None
 
 
 def default_threads() -> int:
-    """Strip-decoding threads when ``POSE_DECODE_THREADS`` is 0: one per usable core, at most 8."""
+    """Strip-decoding threads when ``POSE_DECODE_THREADS`` is 0: one per usable core (``service.cpus``), at most 8."""
     return min(usable_cores(), MAX_DEFAULT_THREADS)
 
 

@@ -55,7 +55,10 @@ class Settings(BaseSettings):
         "(0: one per usable core, at most 8; 1: always one thread).",
     )
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core)."
+        0,
+        ge=0,
+        description="ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per physical core, unless a CPU "
+        "set or a cgroup CPU quota limits the process: then one per physical core it may use, at most the quota).",
     )
     inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime inter-op threads (0: ONNX Runtime's default).")
     intra_op_spinning: bool = Field(

@@ -94,6 +94,22 @@ def test_decoder_and_session_options(results: Path) -> None:
     assert variants[0]["vs_default"] == 1.0 and len(variants) >= 2
 
 
+def test_cpu_quota(results: Path) -> None:
+    """Under a quota where the run may make one (root); the in-process measurement it runs in its children
+    works everywhere."""
+    from bench.cpu_quota import measure_in_process
+    from bench.fixture import bench_model
+
+    model = bench_model(smoke=True).onnx_path
+    for pool in ("onnxruntime", "service"):
+        seen = measure_in_process(model, pool, warmup=1, repeat=3, budget_s=1.0)
+        assert len(seen["samples"]) == 3 and seen["pool_threads"] >= 1
+    if (results / "cpu_quota.json").exists():
+        rows = load(results, "cpu_quota")["results"]
+        assert [r["vs_service"] for r in rows][1] == 1.0 and all(r["median_ms"] > 0 for r in rows)
+        assert rows[1]["quota_cpus_seen"] == 1.0 and rows[1]["threads"] == 1
+
+
 def test_gpu_script_dry_run(results: Path) -> None:
     from bench.gpu import bench_gpu
 

@@ -13,15 +13,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from service import jpeg_strips
+from service.cpus import usable_cores
 from service.errors import ApiError
 from service.images import decode_rgb, open_image
 from service.jpeg_strips import (
-    cpu_quota,
     decode_in_strips,
     decode_threads,
     default_threads,
     plan_strips,
-    usable_cores,
 )
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
@@ -194,14 +193,6 @@ def test_mutated_restart_jpegs_never_raise(edits):
         reference = Image.new("RGB", (WIDTH // 4 + 1, HEIGHT // 4 + 1))
     result = decode_in_strips(bytes(data), 4, reference.mode, reference.size, 3, SMALL)
     assert result is None or (result.size == reference.size and result.mode == reference.mode)
-
-
-@pytest.mark.parametrize(
-    ("text", "cpus"),
-    [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1), ("junk", None), ("", None)],
-)
-def test_cgroup_cpu_quota(text, cpus):
-    assert cpu_quota(text) == cpus
 
 
 def test_default_threads_is_bounded_by_the_cores():
