@@ -41,9 +41,12 @@ class QuotaUnavailableError(RuntimeError):
 
 
 @contextlib.contextmanager
-def quota_cgroup(cpus: float, mountinfo: str | None = None) -> Iterator[Path]:
+def quota_cgroup(cpus: float) -> Iterator[Path]:
     """A fresh cgroup limited to ``cpus`` CPUs; yields its ``cgroup.procs`` file, removes the cgroup after."""
-    text = MOUNTINFO.read_text() if mountinfo is None else mountinfo
+    try:
+        text = MOUNTINFO.read_text()
+    except OSError as exc:
+        raise QuotaUnavailableError(f"no {MOUNTINFO} ({exc.strerror})") from exc
     errors = []
     # v1 first: a v2 tree has rules about where processes and controllers may sit
     for found in sorted((m for m in cgroup_mounts(text) if m.may_have_cpu), key=lambda m: m.version):
@@ -52,7 +55,7 @@ def quota_cgroup(cpus: float, mountinfo: str | None = None) -> Iterator[Path]:
         try:
             if found.version == 2:
                 if "cpu" not in (mount / "cgroup.controllers").read_text().split():
-                    raise QuotaUnavailableError(f"{mount}: the cpu controller is not available")
+                    raise QuotaUnavailableError("the cpu controller is not available")
                 (mount / "cgroup.subtree_control").write_text("+cpu")
                 directory.mkdir()
                 (directory / "cpu.max").write_text(f"{round(cpus * PERIOD_US)} {PERIOD_US}")

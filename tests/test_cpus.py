@@ -170,3 +170,12 @@ def test_a_real_cgroup_quota_is_seen():
         pytest.skip(f"cannot make a cgroup with a CPU quota here: {exc}")
     threads = 1 if (os.cpu_count() or 1) > 1 else 0  # a one-CPU machine under a one-CPU quota is unlimited
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"limit": 1.0, "threads": threads, "cores": 1}
+
+
+def test_no_writable_cgroup_is_a_clear_error(tmp_path, monkeypatch):
+    """Where no cgroup can be made (here: the only cpu hierarchy is not there), the bench part says why."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(mount_line("/", tmp_path / "gone", "cgroup", "rw,cpu") + "\n")
+    monkeypatch.setattr("bench.cpu_quota.MOUNTINFO", mountinfo)
+    with pytest.raises(QuotaUnavailableError, match="gone"), quota_cgroup(1.0):
+        pass
