@@ -22,6 +22,14 @@ def mount_line(root: str, point: Path, kind: str, options: str) -> str:
     return f"30 25 0:26 {root} {point} rw,nosuid,nodev shared:9 - {kind} {kind} {options}"
 
 
+def child_json(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter (a CPU set or cgroup of its own); its last output line, as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -130,15 +138,7 @@ PINNED_CHILD = textwrap.dedent(
 def test_engine_on_one_pinned_cpu_starts_one_thread_and_stays_on_it(constant_model_path):
     """ONNX Runtime's own default would start one pinned worker per physical core of the machine, outside
     the process's CPU set (on a one-CPU machine both are the same and this cannot tell them apart)."""
-    done = subprocess.run(
-        [sys.executable, "-c", PINNED_CHILD, str(constant_model_path)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = child_json(PINNED_CHILD, str(constant_model_path))
     assert seen["threads"] == 1
     assert seen["allowed"] == [seen["cpu"]]
 
@@ -158,18 +158,11 @@ def test_a_real_cgroup_quota_is_seen():
     """Runs where the suite may make cgroups (root, a writable cpu controller); elsewhere it cannot."""
     try:
         with quota_cgroup(1.0) as procs:
-            done = subprocess.run(
-                [sys.executable, "-c", QUOTA_CHILD, str(procs)],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=REPO_ROOT,
-                timeout=60,
-            )
+            seen = child_json(QUOTA_CHILD, str(procs))
     except QuotaUnavailableError as exc:
         pytest.skip(f"cannot make a cgroup with a CPU quota here: {exc}")
     threads = 1 if (os.cpu_count() or 1) > 1 else 0  # a one-CPU machine under a one-CPU quota is unlimited
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"limit": 1.0, "threads": threads, "cores": 1}
+    assert seen == {"limit": 1.0, "threads": threads, "cores": 1}
 
 
 def test_no_writable_cgroup_is_a_clear_error(tmp_path, monkeypatch):
