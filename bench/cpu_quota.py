@@ -100,7 +100,7 @@ def measure_in_process(model: Path, pool: str, warmup: int, repeat: int, budget_
         t0 = time.perf_counter()
         session.run(None, {"image": x})
         samples.append(time.perf_counter() - t0)
-    return {"requested": threads, "pool_threads": started_threads + 1, "quota_cpus": cpu_limit(), "samples": samples}
+    return {"pool_threads": started_threads + 1, "quota_cpus": cpu_limit(), "samples": samples}
 
 
 def _child(procs: Path, model: Path, pool: str, warmup: int, repeat: int, budget_s: float) -> dict[str, object]:

@@ -4,8 +4,8 @@ Containers limit CPU in two ways a core count does not show: a CPU set (the affi
 quota (``docker run --cpus``, a Kubernetes CPU limit), which lets the process's threads use N CPUs'
 worth of time per period and then stops them until the period ends. ONNX Runtime's default intra-op
 pool sees neither: it has one thread per physical core of the *host*, pinned to those cores
-(microsoft/onnxruntime#29510), so under a 4-CPU limit on a 64-core node it runs 32 threads that
-spend most of each period throttled. :func:`intra_op_threads` sizes the pool from what the process
+(microsoft/onnxruntime#29510), so on a node with 64 physical cores under a 4-CPU limit it runs 64
+threads that spend most of each period throttled. :func:`intra_op_threads` sizes the pool from what the process
 may really use; ``bench/cpu_quota.py`` measures the difference.
 
 The quota is read the way the kernel applies it: from the process's own cgroup (``/proc/self/cgroup``,
