@@ -51,9 +51,12 @@ def cpu_limit(mountinfo: str | None = None, cgroups: str | None = None) -> float
 
 def usable_cores() -> int:
     """CPUs' worth of work this process can do at once: its affinity, capped by a CPU quota (rounded up)."""
-    cores = len(affinity())
-    limit = cpu_limit()
-    return max(1, min(cores, math.ceil(limit))) if limit is not None else max(1, cores)
+    return _capped(len(affinity()), cpu_limit())
+
+
+def _capped(cores: int, limit: float | None) -> int:
+    """``cores``, at most the quota ``limit`` rounded up, at least 1."""
+    return max(1, min(cores, math.ceil(limit)) if limit is not None else cores)
 
 
 def physical_cores(cpus: Iterable[int], sysfs: Path = SYSFS_CPUS) -> int:
@@ -84,8 +87,7 @@ def intra_op_threads(configured: int = 0) -> int:
     everything = len(cpus) >= (os.cpu_count() or len(cpus))
     if everything and (limit is None or limit >= len(cpus)):
         return 0
-    cores = physical_cores(cpus)
-    return max(1, min(cores, math.ceil(limit))) if limit is not None else cores
+    return _capped(physical_cores(cpus), limit)
 
 
 # ---------------------------------------------------------------------- cgroup files
