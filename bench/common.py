@@ -180,10 +180,15 @@ def synthetic_photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def jpeg_bytes(width: int, height: int, quality: int = 90, seed: int = 0, restart_rows: int = 0) -> bytes:
-    """A :func:`synthetic_photo` as JPEG; ``restart_rows`` > 0 writes a restart marker every that many MCU rows."""
+def jpeg_bytes(
+    width: int, height: int, quality: int = 90, seed: int = 0, restart_rows: int = 0, progressive: bool = False
+) -> bytes:
+    """A :func:`synthetic_photo` as JPEG; ``restart_rows`` > 0 writes a restart marker every that many MCU rows,
+    ``progressive`` libjpeg's default progressive scan script."""
     buffer = io.BytesIO()
-    extra = {"restart_marker_rows": restart_rows} if restart_rows else {}
+    extra: dict[str, object] = {"restart_marker_rows": restart_rows} if restart_rows else {}
+    if progressive:
+        extra["progressive"] = True
     synthetic_photo(width, height, seed).save(buffer, format="JPEG", quality=quality, **extra)
     return buffer.getvalue()
 

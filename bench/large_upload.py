@@ -1,8 +1,10 @@
 """Benchmark 4: a 12-megapixel JPEG end to end vs a 640x480 one, for the service and the baseline.
 
-The 12-megapixel photo is sent twice: as libjpeg and Pillow write it by default (one serial
-entropy-coded stream), and with a restart marker after every MCU row (as ``cjpeg -restart 1`` writes
-it), which the service decodes in strips on several cores (``service/jpeg_strips.py``). For each
+The 12-megapixel photo is sent three times: as libjpeg and Pillow write it by default (baseline, one
+serial entropy-coded stream); with a restart marker after every MCU row (as ``cjpeg -restart 1`` writes
+it), which the service decodes in strips on several cores (``service/jpeg_strips.py``); and progressive
+(``cjpeg -progressive``, common on the web), which the service decodes without the scans 1/8 scale
+never reads (``service/jpeg_progressive.py``). For each
 server the uploads alternate call by call, so all see the same machine load. For the service, the
 decode stage it reports (``timings_ms.decode``: header parse, reduced-scale decode, EXIF
 orientation) is kept too: it is what grows with the file.
@@ -13,19 +15,25 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 from bench.common import MIN_SAMPLES, Stats, add_common_args, jpeg_bytes, print_rows, profile_of, write_result
 from bench.fixture import bench_model
 from bench.rawhttp import RawClient, multipart_file
 from bench.servers import served
 
-# name -> (width, height, restart marker every n MCU rows or 0)
-SIZES = {
-    "640x480": (640, 480, 0),
-    "12MP 4000x3000": (4000, 3000, 0),
-    "12MP 4000x3000, restart markers": (4000, 3000, 1),
+# name -> (width, height, how it is written: bench.common.jpeg_bytes's keywords)
+SIZES: dict[str, tuple[int, int, dict[str, Any]]] = {
+    "640x480": (640, 480, {}),
+    "12MP 4000x3000": (4000, 3000, {}),
+    "12MP 4000x3000, restart markers": (4000, 3000, {"restart_rows": 1}),
+    "12MP 4000x3000, progressive": (4000, 3000, {"progressive": True}),
 }
-SMOKE_SIZES = {"640x480": (640, 480, 0), "smoke 1600x1200, restart markers": (1600, 1200, 1)}
+SMOKE_SIZES: dict[str, tuple[int, int, dict[str, Any]]] = {
+    "640x480": (640, 480, {}),
+    "smoke 1600x1200, restart markers": (1600, 1200, {"restart_rows": 1}),
+    "smoke 2400x1800, progressive": (2400, 1800, {"progressive": True}),
+}
 
 
 def alternate(
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
     sizes = SMOKE_SIZES if args.smoke else SIZES
-    images = {name: jpeg_bytes(w, h, seed=1, restart_rows=rst) for name, (w, h, rst) in sizes.items()}
+    images = {name: jpeg_bytes(w, h, seed=1, **written) for name, (w, h, written) in sizes.items()}
     rows = []
     for kind in args.servers or (["service"] if args.smoke else ["service", "baseline"]):
         with served(kind, model) as base, RawClient(base, timeout=120.0) as client:
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"server": kind, "image": name, "jpeg_kb": round(len(images[name]) / 1024, 1), **s.as_dict()}
             rows.append({**row, "vs_small": round(s.median_ms / small, 3), "decode_ms": decode_ms})
     print_rows("large uploads, end to end", rows)
-    described = {name: {"size": [w, h], "restart_rows": rst} for name, (w, h, rst) in sizes.items()}
+    described = {name: {"size": [w, h], **written} for name, (w, h, written) in sizes.items()}
     config = {"model": model.describe(), "profile": profile.name, "images": described}
     write_result(args.out, "large_upload", config, rows)
     return 0

@@ -3,7 +3,8 @@
 Two steps so that a big JPEG never costs a full-size decode: :func:`open_image` reads only the
 header (format and pixel-count checks, oriented size), then :func:`decode_rgb` decodes, at a
 reduced scale (``Image.draft``) when the caller needs far fewer pixels (on several threads when
-the JPEG has restart markers: :mod:`service.jpeg_strips`), applies the EXIF orientation and
+the JPEG has restart markers: :mod:`service.jpeg_strips`; without the scans that scale never reads
+when it is progressive: :mod:`service.jpeg_progressive`), applies the EXIF orientation and
 converts any mode to RGB.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import ApiError
+from service.jpeg_progressive import decode_progressive
 from service.jpeg_strips import decode_in_strips
 
 # Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
@@ -135,7 +137,8 @@ def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, thr
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
     (1/2, 1/4, 1/8) that still has at least that many pixels; on up to ``threads`` threads when it
-    was written with restart markers (the same pixels as one thread).
+    was written with restart markers, and without the AC scans 1/8 scale does not read when it is
+    progressive (the same pixels either way: ``service.jpeg_strips``, ``service.jpeg_progressive``).
     """
     image = opened.image
     scale = 1
@@ -147,11 +150,13 @@ def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, thr
             if result is not None:
                 scale = round(full_w / result[1][2])
     try:
-        strips = decode_in_strips(opened.data, scale, image.mode, image.size, threads) if threads > 1 else None
-        if strips is None:
+        faster = decode_in_strips(opened.data, scale, image.mode, image.size, threads) if threads > 1 else None
+        if faster is None and image.info.get("progressive"):
+            faster = decode_progressive(opened.data, scale, image.mode, image.size)
+        if faster is None:
             image.load()
         else:
-            image = strips
+            image = faster
         orientation = opened.orientation if opened.orientation is not None else _orientation(image)
         transpose = _TRANSPOSE.get(orientation)
         if transpose is not None:

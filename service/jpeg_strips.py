@@ -193,7 +193,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[workers]
 
 
-def _decode_strip(data: bytes, scale: int, mode: str, size: tuple[int, int]) -> Image.Image:
+def decode_scaled(data: bytes, scale: int, mode: str, size: tuple[int, int]) -> Image.Image:
+    """JPEG ``data`` decoded at ``1/scale`` as ``mode``; ValueError unless that gives ``size``."""
     image = Image.open(io.BytesIO(data))
     image.draft(mode, (max(1, image.width // scale), max(1, image.height // scale)))
     if image.size != size or image.mode != mode:
@@ -230,9 +231,9 @@ def decode_in_strips(
         return None
     jobs = [(jpeg, scale, mode, shape) for (jpeg, _), shape in zip(strips, shapes, strict=True)]
     pool = _pool(threads - 1)  # the calling thread decodes the first strip itself
-    futures: list[Future[Image.Image]] = [pool.submit(_decode_strip, *job) for job in jobs[1:]]
+    futures: list[Future[Image.Image]] = [pool.submit(decode_scaled, *job) for job in jobs[1:]]
     try:
-        parts = [_decode_strip(*jobs[0]), *(f.result() for f in futures)]
+        parts = [decode_scaled(*jobs[0]), *(f.result() for f in futures)]
     except Exception:  # noqa: BLE001 - any failure: the serial decode gives the authoritative answer or error
         for future in futures:
             future.cancel()
