@@ -46,6 +46,8 @@ def write_seeds(folder: Path) -> int:
         "png16_rgb": corpus.png_16bit_rgb(),
         "png16_gray": corpus.png_16bit_gray(),
         "jpeg_cmyk": corpus.cmyk_jpeg(),
+        # 800x600: decoded at 1/8 scale for min_size (64, 64), through service.jpeg_progressive's rewrite
+        "jpeg_progressive": corpus.encode(corpus.rgb_image(800, 600), "JPEG", quality=75, progressive=True),
         "png_palette_alpha": corpus.palette_png_with_transparency(),
         "png_bomb_header": corpus.png_declaring(100_000, 100_000),
         "jpeg_bomb_header": corpus.jpeg_declaring(65_000, 65_000),
