@@ -27,11 +27,10 @@ import struct
 
 from PIL import Image, features
 
+from service.jpeg_markers import DHT, DNL, DRI, EOI, FRAME, SOS, next_segment, parse_frame
 from service.jpeg_strips import decode_scaled
 
 PROGRESSIVE_HUFFMAN_SOF = 0xC2
-_SOS, _DHT, _DRI, _EOI, _SOI = 0xDA, 0xC4, 0xDD, 0xD9, 0xD8
-_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {_DHT, 0xC8, 0xCC}  # SOF0..SOF15 (C4 DHT, C8 JPG, CC DAC are not)
 # The end of a scan's entropy-coded data: a marker other than a stuffed zero or RST0..RST7.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 MAX_EOB_RUN = 2**15 - 1  # EOB14 plus 14 extra bits
@@ -72,57 +71,44 @@ def eighth_scale_jpeg(data: bytes) -> bytes | None:
     full: dict[int, int] = {}  # full-resolution component id -> its number of 8x8 blocks
     restart = dropped = False
     i = 2
-    try:
-        while True:
-            while data[i] == 0xFF and data[i + 1] == 0xFF:  # fill bytes before a marker
-                i += 1
-            if data[i] != 0xFF:
+    while True:
+        found = next_segment(data, i)
+        if found is None:
+            return None
+        marker, start, end = found
+        if marker == EOI:
+            break
+        if marker in FRAME:
+            if marker != PROGRESSIVE_HUFFMAN_SOF or full:
                 return None
-            marker = data[i + 1]
-            if marker == _EOI:
-                break
-            if marker == _SOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:
-                return None  # a marker without a length where a segment belongs
-            (length,) = struct.unpack_from(">H", data, i + 2)
-            end = i + 2 + length
-            if length < 2 or end > len(data):
-                return None
-            if marker in _FRAME_MARKERS:
-                if marker != PROGRESSIVE_HUFFMAN_SOF or full:
-                    return None
-                full = _full_resolution_blocks(data[i:end])
-                if not full:
-                    return None
-            elif marker == _DRI:
-                restart = True
-            elif marker == 0xDC:  # DNL: the height comes after the first scan
-                return None
-            if marker != _SOS:
-                kept.append(data[i:end])
-                i = end
-                continue
+            full = _full_resolution_blocks(data[start:end])
             if not full:
-                return None  # a scan before the frame header
-            components = data[i + 4]
-            if length != 6 + 2 * components:
                 return None
-            found = _SCAN_END.search(data, end)
-            if found is None:
-                return None  # no end marker: truncated; the original decode reports it
-            scan_end = found.start()
-            spectral_start = data[end - 3]
-            if spectral_start > 0 and components == 1 and data[i + 5] in full:
-                dropped = True  # AC coefficients 1/8 scale never reads
-            else:
-                kept.append(data[i:scan_end])
-            i = scan_end
-    except (IndexError, struct.error):
-        return None
+        elif marker == DRI:
+            restart = True
+        elif marker == DNL:  # the height comes after the first scan
+            return None
+        if marker != SOS:
+            kept.append(data[start:end])
+            i = end
+            continue
+        components = data[start + 4] if end > start + 4 else 0
+        if not full or end - start != 8 + 2 * components:
+            return None  # a scan before the frame header, or a malformed scan header
+        scan = _SCAN_END.search(data, end)
+        if scan is None:
+            return None  # no end marker: truncated; the original decode reports it
+        spectral_start = data[end - 3]
+        if spectral_start > 0 and components == 1 and data[start + 5] in full:
+            dropped = True  # AC coefficients 1/8 scale never reads
+        else:
+            kept.append(data[start : scan.start()])
+        i = scan.start()
     if not dropped:
         return None
     if restart:
         kept.append(_DRI_OFF)
-    kept.append(_segment(_DHT, _EOB_TABLE))
+    kept.append(_segment(DHT, _EOB_TABLE))
     kept.extend(_all_zero_ac_scan(component, blocks) for component, blocks in full.items())
     kept.append(b"\xff\xd9")
     return b"".join(kept)
@@ -131,18 +117,12 @@ def eighth_scale_jpeg(data: bytes) -> bytes | None:
 def _full_resolution_blocks(sof: bytes) -> dict[int, int]:
     """Component id -> 8x8 blocks in its non-interleaved scans, for the components at the maximum sampling
     factors; empty when the frame header is malformed."""
-    height, width, count = struct.unpack_from(">HHB", sof, 5)
-    if height == 0 or width == 0 or count == 0 or len(sof) != 10 + 3 * count:
-        return {}
-    sampling = {sof[10 + 3 * c]: (sof[11 + 3 * c] >> 4, sof[11 + 3 * c] & 15) for c in range(count)}
-    if len(sampling) != count:
-        return {}  # two components with one id
-    h_max, v_max = max(h for h, _ in sampling.values()), max(v for _, v in sampling.values())
-    if h_max == 0 or v_max == 0:
+    frame = parse_frame(sof)
+    if frame is None:
         return {}
     # at the maximum factors a component has the image's own size: ceil(width / 8) x ceil(height / 8) blocks
-    blocks = -(-width // 8) * -(-height // 8)
-    return {c: blocks for c, (h, v) in sampling.items() if (h, v) == (h_max, v_max)}
+    blocks = -(-frame.width // 8) * -(-frame.height // 8)
+    return {c: blocks for c, h, v in frame.components if (h, v) == frame.max_factors}
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -151,7 +131,7 @@ def _segment(marker: int, payload: bytes) -> bytes:
 
 def _all_zero_ac_scan(component: int, blocks: int) -> bytes:
     """A first AC scan (coefficients 1..63, full precision) of one component in which every block is empty."""
-    header = _segment(_SOS, bytes([1, component, 0x00, 1, 63, 0x00]))
+    header = _segment(SOS, bytes([1, component, 0x00, 1, 63, 0x00]))
     bits: list[tuple[int, int]] = []  # (value, length)
     while blocks > 0:
         run = min(blocks, MAX_EOB_RUN)

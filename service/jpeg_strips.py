@@ -28,12 +28,10 @@ import numpy as np
 from PIL import Image
 
 from service.cpus import usable_cores
+from service.jpeg_markers import APP0, APP14, COM, DRI, EOI, FRAME, SOS, next_segment, parse_frame
 
 SEQUENTIAL_HUFFMAN_SOF = (0xC0, 0xC1)  # baseline and extended sequential DCT, Huffman coded
 MIN_STRIP_BYTES = 128 * 1024  # less entropy data per strip than this is not worth a thread hand-off
-_SOI, _SOS, _DRI, _EOI = 0xD8, 0xDA, 0xDD, 0xD9
-_APP0, _APP14, _COM = 0xE0, 0xEE, 0xFE
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length field
 # The default's cap: one upload need not queue strips on every core of a big host, and the serial part (marker
 # scan, strip assembly: about 1 ms for 12 megapixels) bounds the gain from more threads anyway.
 MAX_DEFAULT_THREADS = 8
@@ -114,35 +112,26 @@ def plan_strips(data: bytes) -> StripPlan | None:
     sof: bytes | None = None
     sof_index = interval = 0
     i = 2
-    try:
-        while True:
-            while data[i] == 0xFF and data[i + 1] == 0xFF:  # fill bytes before a marker
-                i += 1
-            if data[i] != 0xFF:
+    while True:
+        found = next_segment(data, i)
+        if found is None or found[0] == EOI:
+            return None
+        marker, start, i = found
+        segment = data[start:i]
+        if marker in FRAME:
+            if marker not in SEQUENTIAL_HUFFMAN_SOF or sof is not None:
                 return None
-            marker = data[i + 1]
-            if marker in _STANDALONE or marker in (_SOI, _EOI):
+            sof, sof_index = segment, len(headers)
+        elif marker == DRI:
+            if len(segment) < 6:
                 return None
-            (length,) = struct.unpack_from(">H", data, i + 2)
-            segment = data[i : i + 2 + length]
-            if len(segment) != 2 + length or length < 2:
-                return None
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                if marker not in SEQUENTIAL_HUFFMAN_SOF or sof is not None:
-                    return None
-                sof, sof_index = segment, len(headers)
-            elif marker == _DRI:
-                (interval,) = struct.unpack_from(">H", segment, 4)
-            if marker == _SOS:
-                headers.append(segment)
-                i += 2 + length
-                break
-            # keep everything but metadata (EXIF, ICC, MPO index, comments); APP0 and APP14 say the colour space
-            if not (0xE0 <= marker <= 0xEF and marker not in (_APP0, _APP14)) and marker != _COM:
-                headers.append(segment)
-            i += 2 + length
-    except (IndexError, struct.error):
-        return None
+            (interval,) = struct.unpack_from(">H", segment, 4)
+        if marker == SOS:
+            headers.append(segment)
+            break
+        # keep everything but metadata (EXIF, ICC, MPO index, comments); APP0 and APP14 say the colour space
+        if not (0xE0 <= marker <= 0xEF and marker not in (APP0, APP14)) and marker != COM:
+            headers.append(segment)
     if sof is None or interval == 0:
         return None
     return _plan_scan(data, i, tuple(headers), sof, sof_index, interval)
@@ -151,13 +140,13 @@ def plan_strips(data: bytes) -> StripPlan | None:
 def _plan_scan(
     data: bytes, start: int, headers: tuple[bytes, ...], sof: bytes, sof_index: int, interval: int
 ) -> StripPlan | None:
-    height, width, components = struct.unpack_from(">HHB", sof, 5)
-    if height == 0 or width == 0 or len(sof) != 10 + 3 * components:
+    frame = parse_frame(sof)
+    if frame is None:
         return None
-    sampling = [sof[11 + 3 * c] for c in range(components)]
-    h_max, v_max = max(s >> 4 for s in sampling), max(s & 15 for s in sampling)
+    width, height, components = frame.width, frame.height, len(frame.components)
+    h_max, v_max = frame.max_factors
     sos = headers[-1]
-    if h_max == 0 or v_max == 0 or len(sos) < 5 or sos[4] != components:
+    if len(sos) < 5 or sos[4] != components:
         return None  # a scan with fewer components than the frame: more scans follow
     if components == 1:  # a one-component scan is not interleaved: its MCU is one 8x8 block
         h_max = v_max = 1
@@ -170,7 +159,7 @@ def _plan_scan(
     at = np.flatnonzero((body[:-1] == 0xFF) & (body[1:] != 0))
     codes = body[at + 1]
     n = count - 1
-    if len(at) <= n or codes[n] != _EOI:
+    if len(at) <= n or codes[n] != EOI:
         return None
     if not np.array_equal(codes[:n], 0xD0 + np.arange(n) % 8):
         return None
