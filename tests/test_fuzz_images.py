@@ -33,6 +33,8 @@ def _seeds() -> list[tuple[bytes, str]]:
         (corpus.encode(rgb, "TIFF"), "image/tiff"),
         (corpus.encode(rgb, "GIF"), "image/gif"),
         (corpus.encode(rgb, "JPEG", progressive=True), "image/jpeg"),
+        # decoded at 1/8 scale for min_size (16, 16): through service.jpeg_progressive's rewrite
+        (corpus.encode(corpus.rgb_image(160, 128), "JPEG", quality=60, progressive=True), "image/jpeg"),
         (corpus.encode(rgb.convert("LA"), "PNG"), "image/png"),
         (corpus.animated_gif(2), "image/gif"),
         (corpus.png_16bit_rgb(20, 14), "image/png"),

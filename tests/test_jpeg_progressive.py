@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from service import jpeg_progressive
@@ -17,6 +16,7 @@ from service.images import decode_rgb, open_image
 from service.jpeg_progressive import decode_progressive, eighth_scale_jpeg
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
+from tests.helpers.mutations import byte_edits, edited
 
 WIDTH, HEIGHT = 611, 437  # not a multiple of any MCU size
 PICTURE = rgb_image(WIDTH, HEIGHT, seed=5)
@@ -166,10 +166,8 @@ SEED = jpeg(PICTURE)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.integers(0, 255)), min_size=1, max_size=8))
+@given(byte_edits(len(SEED)))
 def test_mutated_progressive_jpegs_never_raise(edits):
-    data = bytearray(SEED)
-    for at, value in edits:
-        data[at] = value
-    result = decode_progressive(bytes(data), 8, "RGB", (WIDTH // 8 + 1, HEIGHT // 8 + 1))
+    data = edited(SEED, edits)
+    result = decode_progressive(data, 8, "RGB", (WIDTH // 8 + 1, HEIGHT // 8 + 1))
     assert result is None or (result.size == (WIDTH // 8 + 1, HEIGHT // 8 + 1) and result.mode == "RGB")

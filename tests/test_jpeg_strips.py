@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from service import jpeg_strips
@@ -24,6 +23,7 @@ from service.jpeg_strips import (
 )
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
+from tests.helpers.mutations import byte_edits, edited
 
 SMALL = 512  # bytes per strip at least, so that test-sized images split into many strips
 WIDTH, HEIGHT = 611, 437  # not a multiple of any MCU size
@@ -182,16 +182,14 @@ SEED = jpeg(PICTURE, restart_marker_rows=1)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.integers(0, 255)), min_size=1, max_size=8))
+@given(byte_edits(len(SEED)))
 def test_mutated_restart_jpegs_never_raise(edits):
-    data = bytearray(SEED)
-    for at, value in edits:
-        data[at] = value
+    data = edited(SEED, edits)
     try:
-        reference = serial(bytes(data), 4)
+        reference = serial(data, 4)
     except Exception:  # noqa: BLE001 - Pillow rejects the file; the strips must still not raise
         reference = Image.new("RGB", (WIDTH // 4 + 1, HEIGHT // 4 + 1))
-    result = decode_in_strips(bytes(data), 4, reference.mode, reference.size, 3, SMALL)
+    result = decode_in_strips(data, 4, reference.mode, reference.size, 3, SMALL)
     assert result is None or (result.size == reference.size and result.mode == reference.mode)
 
 
