@@ -37,7 +37,6 @@ MAX_EOB_RUN = 2**15 - 1  # EOB14 plus 14 extra bits
 # An AC Huffman table (class 1, id 0) holding the 15 end-of-band-run symbols EOB0..EOB14 (0x00, 0x10, .., 0xE0),
 # every one with a 4-bit code: the code of EOBr is r.
 _EOB_TABLE = bytes([0x10, 0, 0, 0, 15, *[0] * 12, *(r << 4 for r in range(15))])
-_DRI_OFF = b"\xff\xdd\x00\x04\x00\x00"  # restart interval 0: the appended scans have no RSTn markers
 
 TURBO = bool(features.check_feature("libjpeg_turbo"))  # the 1/8-scale IDCT rule above is libjpeg-turbo's
 
@@ -107,7 +106,7 @@ def eighth_scale_jpeg(data: bytes) -> bytes | None:
     if not dropped:
         return None
     if restart:
-        kept.append(_DRI_OFF)
+        kept.append(_segment(DRI, b"\x00\x00"))  # restart interval 0: the appended scans have no RSTn markers
     kept.append(_segment(DHT, _EOB_TABLE))
     kept.extend(_all_zero_ac_scan(component, blocks) for component, blocks in full.items())
     kept.append(b"\xff\xd9")
