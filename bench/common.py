@@ -180,6 +180,10 @@ def synthetic_photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+# benchmark images: name -> (width, height, how the JPEG is written: :func:`jpeg_bytes`'s keywords)
+JpegSpecs = dict[str, tuple[int, int, dict[str, Any]]]
+
+
 def jpeg_bytes(
     width: int, height: int, quality: int = 90, seed: int = 0, restart_rows: int = 0, progressive: bool = False
 ) -> bytes:

@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import argparse
 import io
-from typing import Any
 
 from PIL import Image
 
-from bench.common import add_common_args, jpeg_bytes, print_rows, profile_of, time_alternating, write_result
+from bench.common import JpegSpecs, add_common_args, jpeg_bytes, print_rows, profile_of, time_alternating, write_result
 from service.cpus import usable_cores
 from service.images import decode_rgb, open_image
 from service.transform import draft_size, plan
 
-# name -> (width, height, how it is written: bench.common.jpeg_bytes's keywords)
-IMAGES: dict[str, tuple[int, int, dict[str, Any]]] = {
+IMAGES: JpegSpecs = {
     "12MP 4000x3000": (4000, 3000, {}),
     "12MP 4000x3000, restart markers": (4000, 3000, {"restart_rows": 1}),
     "12MP 4000x3000, progressive": (4000, 3000, {"progressive": True}),
 }
-SMOKE_IMAGES: dict[str, tuple[int, int, dict[str, Any]]] = {
+SMOKE_IMAGES: JpegSpecs = {
     "smoke 1600x1200, restart markers": (1600, 1200, {"restart_rows": 1}),
     "smoke 2400x1800, progressive": (2400, 1800, {"progressive": True}),
 }

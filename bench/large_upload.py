@@ -15,21 +15,28 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Any
 
-from bench.common import MIN_SAMPLES, Stats, add_common_args, jpeg_bytes, print_rows, profile_of, write_result
+from bench.common import (
+    MIN_SAMPLES,
+    JpegSpecs,
+    Stats,
+    add_common_args,
+    jpeg_bytes,
+    print_rows,
+    profile_of,
+    write_result,
+)
 from bench.fixture import bench_model
 from bench.rawhttp import RawClient, multipart_file
 from bench.servers import served
 
-# name -> (width, height, how it is written: bench.common.jpeg_bytes's keywords)
-SIZES: dict[str, tuple[int, int, dict[str, Any]]] = {
+SIZES: JpegSpecs = {
     "640x480": (640, 480, {}),
     "12MP 4000x3000": (4000, 3000, {}),
     "12MP 4000x3000, restart markers": (4000, 3000, {"restart_rows": 1}),
     "12MP 4000x3000, progressive": (4000, 3000, {"progressive": True}),
 }
-SMOKE_SIZES: dict[str, tuple[int, int, dict[str, Any]]] = {
+SMOKE_SIZES: JpegSpecs = {
     "640x480": (640, 480, {}),
     "smoke 1600x1200, restart markers": (1600, 1200, {"restart_rows": 1}),
     "smoke 2400x1800, progressive": (2400, 1800, {"progressive": True}),
