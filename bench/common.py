@@ -92,12 +92,19 @@ class Stats:
 MIN_SAMPLES = 5
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeat: int, budget_s: float | None = None) -> Stats:
+def time_calls(
+    fn: Callable[[], object],
+    warmup: int,
+    repeat: int,
+    budget_s: float | None = None,
+    before: Callable[[], object] | None = None,
+) -> Stats:
     """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed one by one.
 
     With ``budget_s`` the warm-up stops after a third of it (one call at least) and the timed calls
     once it is spent (keeping at least ``MIN_SAMPLES``), so a slow machine cannot stretch the suite
-    without bound.
+    without bound. ``before``, when given, runs untimed ahead of every timed call: the state each
+    call starts from (such as caches just filled by a model call).
     """
     started = time.perf_counter()
     for i in range(warmup):
@@ -107,6 +114,8 @@ def time_calls(fn: Callable[[], object], warmup: int, repeat: int, budget_s: flo
     samples: list[float] = []
     started = time.perf_counter()
     for _ in range(repeat):
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
