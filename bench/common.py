@@ -92,42 +92,21 @@ class Stats:
 MIN_SAMPLES = 5
 
 
-def time_calls(
-    fn: Callable[[], object],
+def time_alternating(
+    fns: dict[str, Callable[[], object]],
     warmup: int,
     repeat: int,
     budget_s: float | None = None,
     before: Callable[[], object] | None = None,
-) -> Stats:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed one by one.
+) -> dict[str, Stats]:
+    """Call each of ``fns`` in turn ``warmup`` times untimed, then ``repeat`` times timed, call by call, so a
+    change in machine load hits all alike.
 
-    With ``budget_s`` the warm-up stops after a third of it (one call at least) and the timed calls
+    With ``budget_s`` the warm-up stops after a third of it (one round at least) and the timed rounds
     once it is spent (keeping at least ``MIN_SAMPLES``), so a slow machine cannot stretch the suite
     without bound. ``before``, when given, runs untimed ahead of every timed call: the state each
-    call starts from (such as caches just filled by a model call).
+    call starts from (such as caches just emptied by a model call).
     """
-    started = time.perf_counter()
-    for i in range(warmup):
-        if i and budget_s is not None and time.perf_counter() - started > budget_s / 3:
-            break
-        fn()
-    samples: list[float] = []
-    started = time.perf_counter()
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-        if budget_s is not None and len(samples) >= MIN_SAMPLES and time.perf_counter() - started > budget_s:
-            break
-    return Stats.of(samples)
-
-
-def time_alternating(
-    fns: dict[str, Callable[[], object]], warmup: int, repeat: int, budget_s: float | None = None
-) -> dict[str, Stats]:
-    """Like :func:`time_calls` for several functions, called in turn, so a change in load hits all alike."""
     started = time.perf_counter()
     for i in range(warmup):
         if i and budget_s is not None and time.perf_counter() - started > budget_s / 3:
@@ -138,6 +117,8 @@ def time_alternating(
     started = time.perf_counter()
     for i in range(repeat):
         for name, fn in fns.items():
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)

@@ -1,9 +1,9 @@
 """Benchmark 5: heatmap decoder, microseconds per image for 16 joints (``service.codec``).
 
 ``quarter``, ``dark`` and ``none`` on 64x64 heatmaps at batch 1 and 8, next to the baseline's
-Python loop over joints. Then ``quarter`` and the loop once more at batch 1, each call right after a
-(untimed) model call, as in the service: the model's weights and activations have just evicted the
-caches the decoder's code and data were in.
+Python loop over joints, timed in turn. Then ``quarter`` and the loop once more at batch 1, each call
+right after an (untimed) model call, as in the service: the model's weights and activations have just
+evicted the caches the decoder's code and data were in.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from bench.common import Stats, add_common_args, print_rows, profile_of, time_calls, write_result
+from bench.common import Stats, add_common_args, print_rows, profile_of, time_alternating, write_result
 from bench.fixture import bench_model
 from service.app import load_engine
 from service.codec import HeatmapCodec
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             for refine in ("none", "quarter", "dark")
         }
         cases["python loop (baseline)"] = lambda h=heatmaps: python_loop_decode(h)
-        for name, fn in cases.items():
-            rows.append(_row(name, batch, time_calls(fn, profile.warmup * 5, repeat)))
+        timed = time_alternating(cases, profile.warmup * 5, repeat)
+        rows += [_row(name, batch, stats) for name, stats in timed.items()]
     model = bench_model(args.smoke, args.model)
     engine = load_engine(Settings(model_path=str(model.onnx_path)))
     blank, heatmaps = engine.blank_batch(), gaussian_heatmaps(1)
@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "codec quarter": lambda: codec.decode(heatmaps, "quarter"),
         "python loop (baseline)": lambda: python_loop_decode(heatmaps),
     }
-    for name, fn in after_model.items():
-        stats = time_calls(fn, profile.warmup, profile.repeat, before=lambda: engine.run(blank))
-        rows.append(_row(name + AFTER_MODEL, 1, stats))
+    timed = time_alternating(after_model, profile.warmup, profile.repeat, before=lambda: engine.run(blank))
+    rows += [_row(name + AFTER_MODEL, 1, stats) for name, stats in timed.items()]
     print_rows("decoder: microseconds per image, 16 joints, 64x64 heatmaps", rows)
     config = {"profile": profile.name, "joints": 16, "heatmap": [64, 64], "model": model.describe()}
     write_result(args.out, "decoder", config, rows)
