@@ -15,7 +15,9 @@ targets, so encoder and decoder cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -129,46 +131,67 @@ class HeatmapCodec:
 
         Returns ``(coords, scores)``: coords ``(..., K, 2)`` float32 (x, y) in
         network-input pixels, scores ``(..., K)`` float32, the heatmap value at
-        the peak. Vectorised over every leading axis.
+        the peak (the first maximum; the first NaN in a map holding one). Vectorised
+        over every leading axis. ``none`` and ``quarter`` coordinates are finite
+        whatever the maps hold.
         """
         if refine not in REFINE_METHODS:
             raise ValueError(f"refine must be one of {REFINE_METHODS}, got {refine!r}")
-        hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
+        hm = np.asarray(heatmaps, dtype=np.float32)
         if hm.ndim < 3:
             raise ValueError(f"heatmaps must be (..., K, h, w), got {hm.shape}")
         lead, (h, w) = hm.shape[:-2], hm.shape[-2:]
-        flat = hm.reshape(-1, h, w)
-        peaks, at = _argmax2d(flat)
-        scores = flat.reshape(-1)[at]
+        rows = hm.reshape(-1, h * w)  # a contiguous copy only when ``heatmaps`` is not
+        table = _peak_table(h, w, self.stride)
+        idx = rows.argmax(axis=1)
+        # each peak and its four neighbours in one gather: (M, 5) values, peak first
+        around = rows.reshape(-1)[table.around[idx] + (idx + np.arange(0, rows.size, h * w))[:, None]]
         if refine == "quarter":
-            peaks += _quarter_offset(flat, peaks, at)
+            # -1, 0 or 1 per axis: toward the strictly higher neighbour; 0 on the border (see _PeakTable) and
+            # wherever the two are equal or not comparable (inf and inf, NaN), so coordinates are always finite.
+            # Comparisons, not the sign of a difference: inf - inf would warn and give NaN.
+            ahead, behind = around[:, 1:3], around[:, 3:]
+            toward = (ahead > behind).astype(np.float32) - (ahead < behind)
+            coords = table.centre[idx] + np.float32(0.25 * self.stride) * toward  # a quarter heatmap pixel
         elif refine == "dark":
-            peaks += _dark_offset(flat, peaks, self.dark_blur_sigma)
-        coords = heatmap_to_input(peaks, self.stride).astype(np.float32, copy=False)
-        return coords.reshape(*lead, 2), scores.reshape(lead)
+            peaks = table.xy[idx]
+            offset = _dark_offset(rows.reshape(-1, h, w), peaks, self.dark_blur_sigma)
+            coords = heatmap_to_input(peaks + offset, self.stride).astype(np.float32, copy=False)
+        else:
+            coords = table.centre[idx]
+        return coords.reshape(*lead, 2), around[:, 0].reshape(lead)
 
 
-# Batch 1 is the common case and its 16 maps are tiny: the cost is the number of numpy calls, not the
-# arithmetic, so the peaks and their neighbours are found by flat indices into the contiguous maps.
-def _argmax2d(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer peak (x, y) as float32 ``(M, 2)`` for each map of contiguous ``(M, h, w)``, and the peak's index
-    into ``flat.reshape(-1)``."""
-    m, h, w = flat.shape
-    idx = flat.reshape(m, h * w).argmax(axis=1)
-    peaks = np.empty((m, 2), np.float32)
-    peaks[:, 1], peaks[:, 0] = np.divmod(idx, w)
-    return peaks, idx + np.arange(0, m * h * w, h * w)
+@dataclass(frozen=True)
+class _PeakTable:
+    """Per flat position ``y * w + x`` of an ``h x w`` heatmap: what decoding a peak there needs.
+
+    Batch 1 is the common case and its 16 maps are tiny, so decoding costs numpy calls, not arithmetic, and in
+    the service each call starts with caches the model has just emptied (``bench/decoder.py`` times both):
+    looking these up by the argmax index replaces a dozen index computations per call.
+    """
+
+    xy: np.ndarray  # (h*w, 2) float32: the pixel (x, y)
+    centre: np.ndarray  # (h*w, 2) float32: the pixel centre in network-input coordinates
+    # (h*w, 5) int: flat offsets of the pixel and its right, lower, left and upper neighbours. A neighbour off
+    # the map is replaced by the one opposite it (by the pixel itself on a 1-pixel axis), so that on the border
+    # right - left and lower - upper are 0: no quarter-pixel shift there.
+    around: np.ndarray
 
 
-def _quarter_offset(flat: np.ndarray, peaks: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """A quarter pixel toward the higher neighbour on each axis (Newell et al.); none on the map's border."""
-    _, h, w = flat.shape
-    values = flat.reshape(-1)
-    inner = (peaks > 0) & (peaks < (w - 1, h - 1))
-    step = inner * np.array([1, w])  # flat distance to the neighbours on each axis, 0 on the border
-    with np.errstate(invalid="ignore"):  # inf - inf on the border of an infinite map: not used
-        rise = values[at[:, None] + step] - values[at[:, None] - step]
-    return np.where(inner, np.float32(0.25) * np.sign(rise), np.float32(0.0))
+@functools.lru_cache(maxsize=8)
+def _peak_table(h: int, w: int, stride: int) -> _PeakTable:
+    ys, xs = np.divmod(np.arange(h * w), w)
+    right = np.where(xs < w - 1, 1, np.where(xs > 0, -1, 0))
+    left = np.where(xs > 0, -1, right)
+    down = np.where(ys < h - 1, w, np.where(ys > 0, -w, 0))
+    up = np.where(ys > 0, -w, down)
+    xy = np.stack([xs, ys], axis=1).astype(np.float32)
+    centre = np.asarray(heatmap_to_input(xy, stride), dtype=np.float32)
+    around = np.stack([np.zeros_like(xs), right, down, left, up], axis=1)
+    for table in (xy, centre, around):
+        table.setflags(write=False)  # shared by every call
+    return _PeakTable(xy, centre, around)
 
 
 def _dark_offset(flat: np.ndarray, peaks: np.ndarray, blur_sigma: float) -> np.ndarray:

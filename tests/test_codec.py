@@ -82,34 +82,39 @@ def test_flip_heatmaps_mirrors_and_swaps_pairs():
 
 
 def map_by_map_decode(maps: np.ndarray, stride: int, refine: str) -> tuple[np.ndarray, np.ndarray]:
-    """The rule written plainly, one map at a time: first maximum, then (``quarter``) a quarter pixel toward the
-    higher neighbour on each axis, except on the map's border."""
+    """The rule written plainly, one map at a time: the first maximum, then (``quarter``) a quarter pixel toward
+    the strictly higher neighbour on each axis, except on the map's border."""
     h, w = maps.shape[-2:]
     coords, scores = [], []
     for m in maps.reshape(-1, h, w):
         y, x = divmod(int(m.argmax()), w)
         fx, fy = float(x), float(y)
         if refine == "quarter" and 0 < x < w - 1:
-            fx += 0.25 * np.sign(m[y, x + 1] - m[y, x - 1])
+            fx += 0.25 * (int(m[y, x + 1] > m[y, x - 1]) - int(m[y, x + 1] < m[y, x - 1]))
         if refine == "quarter" and 0 < y < h - 1:
-            fy += 0.25 * np.sign(m[y + 1, x] - m[y - 1, x])
+            fy += 0.25 * (int(m[y + 1, x] > m[y - 1, x]) - int(m[y + 1, x] < m[y - 1, x]))
         coords.append([(fx + 0.5) * stride - 0.5, (fy + 0.5) * stride - 0.5])
         scores.append(m[y, x])
     return np.array(coords).reshape(*maps.shape[:-2], 2), np.array(scores).reshape(maps.shape[:-2])
 
 
 @pytest.mark.parametrize("refine", ["none", "quarter"])
+@pytest.mark.filterwarnings("error")  # no RuntimeWarning from inf - inf either
 def test_decoder_matches_the_rule_map_by_map(refine):
-    """Peaks in every corner and on every edge, an infinite peak, a tie, over two leading axes."""
+    """Peaks in every corner and on every edge, infinite peaks and neighbours, NaN, a tie, two leading axes."""
     h, w = HEATMAP
     maps = np.random.default_rng(3).random((2, 3, 16, h, w), dtype=np.float32)
     flat = maps.reshape(-1, h, w)
     spots = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, 7), (h - 1, 9), (5, 0), (6, w - 1), (10, 11)]
     for i, (y, x) in enumerate(spots):
         flat[i, y, x] = 2.0
-    flat[len(spots), 0, 3] = np.inf
-    flat[len(spots) + 1, 0, w - 1] = np.inf
-    flat[len(spots) + 2, 4, 5:7] = 2.0  # a tie: the first maximum wins
+    special = flat[len(spots) :]
+    special[0, 0, 3] = np.inf  # on the top edge
+    special[1, 0, w - 2 :] = np.inf  # in the corner, its only horizontal neighbour infinite too
+    special[2, 9, 9:11] = np.inf  # inside, its right neighbour infinite too
+    special[3, 4, 5:7] = 2.0  # a tie: the first maximum wins
+    special[4, 20, 20] = np.nan  # argmax takes the first NaN
+    special[5, 0, :2] = np.nan  # NaN in the corner and beside it
     flat[-1, h - 1, w - 1] = 2.0  # the last pixel of all: no neighbour past it
     codec = HeatmapCodec(input_size=(h * 4, w * 4), stride=4)
     coords, scores = codec.decode(maps, refine)
@@ -118,5 +123,6 @@ def test_decoder_matches_the_rule_map_by_map(refine):
     assert coords.shape == (2, 3, 16, 2) and scores.shape == (2, 3, 16)
     np.testing.assert_array_equal(coords, expected_coords)
     np.testing.assert_array_equal(scores, expected_scores)
+    assert np.isfinite(coords).all()
     mirrored = maps[..., ::-1]  # not contiguous
     np.testing.assert_array_equal(codec.decode(mirrored, refine)[0], map_by_map_decode(mirrored, 4, refine)[0])
