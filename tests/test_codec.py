@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.codec import HeatmapCodec, flip_heatmaps, heatmap_to_input, input_to_heatmap
+from service.codec import (
+    HeatmapCodec,
+    _blurred_window,
+    flip_heatmaps,
+    gaussian_blur,
+    heatmap_to_input,
+    input_to_heatmap,
+)
 from service.skeleton import MPII
 from tests.helpers.models import gaussian_heatmaps
 
@@ -126,3 +133,19 @@ def test_decoder_matches_the_rule_map_by_map(refine):
     assert np.isfinite(coords).all()
     mirrored = maps[..., ::-1]  # not contiguous
     np.testing.assert_array_equal(codec.decode(mirrored, refine)[0], map_by_map_decode(mirrored, 4, refine)[0])
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0])
+def test_dark_blurs_the_window_exactly_as_the_whole_map(sigma):
+    """``dark`` blurs only the 5x5 window around each peak: the same float32 values as :func:`gaussian_blur` of the
+    whole map (edge padding) read at those pixels, the window's own pixels clamped to the map."""
+    h, w = HEATMAP
+    rng = np.random.default_rng(4)
+    maps = rng.random((40, h, w), dtype=np.float32)
+    ys, xs = rng.integers(0, h, 40), rng.integers(0, w, 40)
+    ys[:4], xs[4:8] = [0, 1, h - 2, h - 1], [0, 1, w - 2, w - 1]  # windows and kernels reaching past every edge
+    window = _blurred_window(maps, np.column_stack([xs, ys]).astype(np.float32), sigma, half=2)
+    rows = np.clip(ys[:, None] + np.arange(-2, 3), 0, h - 1)
+    cols = np.clip(xs[:, None] + np.arange(-2, 3), 0, w - 1)
+    whole = gaussian_blur(maps, sigma)[np.arange(40)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    np.testing.assert_array_equal(window, whole)
