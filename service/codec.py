@@ -181,6 +181,7 @@ class _PeakTable:
 
 @functools.lru_cache(maxsize=8)
 def _peak_table(h: int, w: int, stride: int) -> _PeakTable:
+    """The :class:`_PeakTable` of ``h x w`` heatmaps of a network with this ``stride``, built once per shape."""
     ys, xs = np.divmod(np.arange(h * w), w)
     right = np.where(xs < w - 1, 1, np.where(xs > 0, -1, 0))
     left = np.where(xs > 0, -1, right)
