@@ -44,9 +44,19 @@ def machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
     load = m.get("load_average")
-    where = f"{m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} usable cores"
+    signature = f" ({m['cpu_signature']})" if m.get("cpu_signature") else ""
+    where = f"{m.get('cpu_model', '?')}{signature}, {m.get('usable_cores', '?')} usable cores"
     busy = f", load average {load[0]}" if load else ""
     return f"_Measured {m.get('timestamp_utc', '?')} on {where}{busy}; {versions}._"
+
+
+def model_shape(model: dict[str, Any] | None) -> str | None:
+    """``"8-stack 256-feature model (random weights)"`` from a result's model description (None: unknown)."""
+    if not model or "architecture" not in model:
+        return None
+    arch, source = model["architecture"], model.get("source")
+    weights = {"default": "shipped weights", "random": "random weights"}.get(source, f"{source} weights")
+    return f"{arch['stacks']}-stack {arch['features']}-feature model ({weights})"
 
 
 def model_speed(doc: dict[str, Any]) -> str:
@@ -73,8 +83,7 @@ def overhead(doc: dict[str, Any]) -> str:
         rows.append(["ratio with httpx", r["httpx_overhead_ratio_p50"], round(via["p95_ms"] / bare["p95_ms"], 3)])
     ref = r.get("reference_architecture")
     if ref:
-        arch = ref["model"]["architecture"]
-        shape = f"{arch['stacks']}-stack {arch['features']}-feature model (random weights)"
+        shape = model_shape(ref["model"])
         rows.append(
             [f"bare `session.run`, {shape}", ref["bare_session_run"]["median_ms"], ref["bare_session_run"]["p95_ms"]]
         )
@@ -122,12 +131,20 @@ def load(doc: dict[str, Any]) -> str:
 
 def large_upload(doc: dict[str, Any]) -> str:
     rows = [
-        [r["server"], r["image"], r["jpeg_kb"], r["median_ms"], r["p95_ms"], r["vs_small"], r.get("decode_ms")]
+        [
+            r["server"],
+            model_shape(r.get("model")),
+            r["image"],
+            r["jpeg_kb"],
+            r["median_ms"],
+            r["p95_ms"],
+            r["vs_small"],
+            r.get("decode_ms"),
+        ]
         for r in doc["results"]
     ]
-    return "**Large uploads, end to end (target < 1.5x the small image)**\n\n" + table(
-        ["server", "image", "JPEG KiB", "median ms", "p95 ms", "vs 640x480", "decode stage ms"], rows
-    )
+    headers = ["server", "model", "image", "JPEG KiB", "median ms", "p95 ms", "vs 640x480", "decode stage ms"]
+    return "**Large uploads, end to end (target < 1.5x the small image)**\n\n" + table(headers, rows)
 
 
 def jpeg_decode(doc: dict[str, Any]) -> str:

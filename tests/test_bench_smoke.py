@@ -76,13 +76,16 @@ def test_load_and_batching(results: Path) -> None:
 
 
 def test_large_upload(results: Path) -> None:
-    rows = load(results, "large_upload")["results"]
-    assert [r["image"] for r in rows] == [
-        "640x480",
-        "smoke 1600x1200, restart markers",
-        "smoke 2400x1800, progressive",
-    ]
+    doc = load(results, "large_upload")
+    rows = doc["results"]
+    images = ["640x480", "smoke 1600x1200, restart markers", "smoke 2400x1800, progressive"]
+    assert [r["image"] for r in rows] == images * 2  # the bench model, then the reference architecture's stand-in
+    assert [r["model"]["source"] for r in rows] == ["random"] * 6
+    assert rows[3]["model"]["architecture"] == doc["config"]["reference_model"]["architecture"]
+    assert [r["vs_small"] for r in rows[::3]] == [1.0, 1.0]  # each model against its own small image
     assert all(r["median_ms"] > 0 and 0 < r["decode_ms"] < r["median_ms"] for r in rows)
+    table = report.large_upload(doc)
+    assert table.count("1-stack 16-feature model (random weights)") == 6
 
 
 def test_jpeg_decode(results: Path) -> None:
