@@ -130,8 +130,11 @@ def time_alternating(
 # ---------------------------------------------------------------------- machine
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, load, library versions."""
+    cpu = _cpuinfo()
     info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu.get("model name") or platform.processor() or platform.machine(),
+        # a hypervisor may name two CPU generations alike ("AMD EPYC"); the family and model numbers tell them apart
+        "cpu_signature": _cpu_signature(cpu),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable_cores(),  # the CPU set, capped by a cgroup CPU quota
         "cpu_quota": cpu_limit(),  # None: no quota
@@ -150,14 +153,28 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _cpu_model() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return fields
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _cpu_signature(fields: dict[str, str]) -> str | None:
+    """``"family 26, model 2, stepping 1"`` from x86 :func:`_cpuinfo` fields, else None."""
+    parts = [
+        f"{name} {fields[key]}"
+        for key, name in (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+        if key in fields
+    ]
+    return ", ".join(parts) or None
 
 
 # ---------------------------------------------------------------------- images

@@ -32,3 +32,10 @@ def test_report_ignores_and_keeps_files_it_does_not_own(tmp_path: Path) -> None:
     report.main(["--results", str(tmp_path), "--readme", str(readme)])
     assert foreign.read_bytes() == before
     assert "## Reliability\nkept" in readme.read_text()
+
+
+def test_machine_line_names_the_cpu_generation_when_known() -> None:
+    """Two CPU generations may share a model name under a hypervisor; the signature tells the tables apart."""
+    line = report.machine_line({"machine": {**MACHINE, "cpu_signature": "family 26, model 2, stepping 1"}})
+    assert "on test CPU (family 26, model 2, stepping 1), 2 usable cores" in line
+    assert "on test CPU, 2 usable cores" in report.machine_line({"machine": MACHINE})  # results from before it
