@@ -17,7 +17,7 @@ def test_report_ignores_and_keeps_files_it_does_not_own(tmp_path: Path) -> None:
         "benchmark": "session_options",
         "machine": MACHINE,
         "config": {},
-        "results": [{"variant": "default", "median_ms": 5.0, "p95_ms": 6.0, "vs_default": 1.0}],
+        "results": [{"variant": "default", "min_ms": 4.0, "median_ms": 5.0, "p95_ms": 6.0, "vs_default": 1.0}],
     }
     (tmp_path / "session_options.json").write_text(json.dumps(own))
     foreign = tmp_path / "reliability.json"
