@@ -1,0 +1,215 @@
+"""Real photos of people, one annotated person per record, cropped the way the service crops them.
+
+Every real source (LSP, LSPET, MPII in MMPose format) becomes a list of :class:`PersonRecord`; one
+:class:`PersonDataset` turns records into the training sample of :mod:`model_export.data.augment`.
+
+The crop matches ``POST /predict``. The person box is the labelled joints' bounding box (LSP has no
+annotated boxes, so it is what the evaluation passes as ``bbox``); the service grows a box by
+:data:`~service.transform.BBOX_GROWTH` about its centre and letterboxes it, which is the square of side
+1.25 x the box's longer side. Training draws around that: the box centre shifted and its size scaled
+(a user's box is never the annotator's), rotation and flip; and with ``whole_image_prob`` the whole
+photo letterboxed instead (the no-box path), for records alone in their image. Padding is black, as in
+the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model_export.data import lsp
+from model_export.data.augment import AugmentConfig, CropParams, default_codec, top_down_sample
+from model_export.metrics import head_size_from_box
+from service.codec import HeatmapCodec
+from service.skeleton import MPII, MPII_JOINTS
+from service.transform import BBOX_GROWTH
+
+NUM_JOINTS = len(MPII_JOINTS)
+# The LSP protocol's torso diameter: left shoulder to right hip (as in the LSP evaluation code of
+# Johnson & Everingham and the DeepPose paper, Toshev & Szegedy 2014).
+TORSO = (MPII_JOINTS.index("left_shoulder"), MPII_JOINTS.index("right_hip"))
+HEAD = (MPII_JOINTS.index("upper_neck"), MPII_JOINTS.index("head_top"))
+MIN_BOX_SIDE = 8.0  # pixels: a box from one or two joints still gets a usable size
+
+# Extra sample keys (beside those of model_export.data.augment) for scoring.
+TORSO_SIZE = "torso_size"  # () torso diameter in crop pixels, 0 where a torso joint is unlabelled
+
+
+class DataError(Exception):
+    """A missing or malformed real-photo dataset; the message names the path and what belongs there."""
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """One annotated person in one photo, 0-based pixel-centre coordinates, MPII joint order."""
+
+    image: Path
+    joints: np.ndarray  # (16, 2)
+    labelled: np.ndarray  # (16,) bool
+    alone: bool = True  # the only annotated person in its image (a whole-image crop shows just them)
+    source: str = ""
+
+    def box(self) -> tuple[float, float, float, float]:
+        """The labelled joints' bounding box ``(x, y, w, h)`` in pixel-edge coordinates (the API's ``bbox``)."""
+        return joint_box(self.joints, self.labelled)
+
+    def torso_size(self) -> float:
+        """Left shoulder to right hip in pixels; 0 when either is unlabelled."""
+        a, b = TORSO
+        if not (self.labelled[a] and self.labelled[b]):
+            return 0.0
+        return float(np.linalg.norm(self.joints[a] - self.joints[b]))
+
+    def head_size(self) -> float:
+        """PCKh-style normaliser without a head box: 0.6 x the diagonal of a square whose side is neck-to-top."""
+        a, b = HEAD
+        if not (self.labelled[a] and self.labelled[b]):
+            return 0.0
+        side = float(np.linalg.norm(self.joints[a] - self.joints[b]))
+        return float(head_size_from_box(0.0, 0.0, side, side))
+
+
+def joint_box(joints: np.ndarray, labelled: np.ndarray) -> tuple[float, float, float, float]:
+    """Bounding box ``(x, y, w, h)`` in pixel-edge coordinates of the labelled joints (centres + 0.5)."""
+    points = np.asarray(joints, np.float64)[np.asarray(labelled, bool)]
+    if len(points) == 0:
+        raise DataError("a person with no labelled joint has no box")
+    (x0, y0), (x1, y1) = points.min(axis=0) + 0.5, points.max(axis=0) + 0.5
+    w, h = max(x1 - x0, MIN_BOX_SIDE), max(y1 - y0, MIN_BOX_SIDE)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - w / 2, cy - h / 2, w, h
+
+
+def box_square(box: Sequence[float]) -> tuple[np.ndarray, float]:
+    """The service's crop of ``box``: centre in pixel-centre coordinates and the side of the letterboxed square."""
+    x, y, w, h = box
+    return np.array([x + w / 2 - 0.5, y + h / 2 - 0.5]), BBOX_GROWTH * max(w, h)
+
+
+def whole_image_square(size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """The service's no-box crop: the whole ``(width, height)`` image letterboxed."""
+    width, height = size
+    return np.array([width / 2 - 0.5, height / 2 - 0.5]), float(max(width, height))
+
+
+# ---------------------------------------------------------------- sources
+def lsp_records(folder: str | Path, indices: Sequence[int] | None = None, source: str = "lsp") -> list[PersonRecord]:
+    """Records of an LSP or LSPET folder (``joints.mat`` + ``images/``); ``indices`` are 0-based image numbers."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found; expected an LSP/LSPET folder with joints.mat and images/")
+    try:
+        ann = lsp.load(folder / "joints.mat")
+    except lsp.LSPDataError as exc:
+        raise DataError(str(exc)) from exc
+    images = folder / "images"
+    chosen = range(len(ann)) if indices is None else indices
+    records = []
+    for i in chosen:
+        if not 0 <= i < len(ann):
+            raise DataError(f"{folder}: image index {i} outside the {len(ann)} annotated images")
+        if not ann.labelled[i].any():
+            continue
+        records.append(PersonRecord(images / lsp.image_name(i, len(ann)), ann.joints[i], ann.labelled[i], True, source))
+    return records
+
+
+def mpii_records(images: str | Path, annotations: str | Path, source: str = "mpii") -> list[PersonRecord]:
+    """Records of an MMPose-style MPII list (joints only: no head boxes, centres or scales are needed)."""
+    from model_export.data.mpii import MPIIDataError, load_annotations, require_file
+
+    try:
+        folder = require_file(images, "the MPII images folder", directory=True)
+        entries = load_annotations(annotations)
+    except MPIIDataError as exc:
+        raise DataError(str(exc)) from exc
+    per_image: dict[str, int] = {}
+    for entry in entries:
+        per_image[entry.image] = per_image.get(entry.image, 0) + 1
+    return [
+        PersonRecord(folder / e.image, e.joints, e.visible, per_image[e.image] == 1, source)
+        for e in entries
+        if e.visible.any()
+    ]
+
+
+# ---------------------------------------------------------------- the dataset
+REAL_AUGMENT = AugmentConfig(
+    rotation=30.0,
+    rotation_prob=0.6,
+    scale=(0.75, 1.3),
+    flip_prob=0.5,
+    shift=0.08,
+    shift_prob=1.0,
+    color=0.25,
+)
+WHOLE_IMAGE_AUGMENT = AugmentConfig(
+    rotation=15.0, rotation_prob=0.4, scale=(0.9, 1.1), flip_prob=0.5, shift=0.03, shift_prob=1.0, color=0.25
+)
+
+
+@dataclass
+class PersonDataset:
+    """Training or evaluation samples of person records (map-style; works with a DataLoader).
+
+    ``train=True`` draws a fresh crop per (seed, epoch, index): the box-jittered person crop, or with
+    ``whole_image_prob`` the whole photo. ``train=False`` gives the service's exact crop: the joints'
+    box grown by 25%, or the whole image with ``whole_image=True``.
+    """
+
+    records: Sequence[PersonRecord]
+    train: bool = False
+    codec: HeatmapCodec = field(default_factory=default_codec)
+    augment: AugmentConfig = REAL_AUGMENT
+    whole_augment: AugmentConfig = WHOLE_IMAGE_AUGMENT
+    whole_image_prob: float = 0.0
+    whole_image: bool = False
+    seed: int = 0
+    epoch: int = 0
+    layout = MPII
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def load_image(self, index: int) -> Image.Image:
+        path = self.records[index].image
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except FileNotFoundError as exc:
+            raise DataError(f"{path}: image not found") from exc
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        record = self.records[index]
+        image = self.load_image(index)
+        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
+        whole = self.whole_image
+        if rng is not None:
+            whole = record.alone and rng.random() < self.whole_image_prob
+        centre, side = whole_image_square(image.size) if whole else box_square(record.box())
+        config = self.whole_augment if whole else self.augment
+        sample = top_down_sample(
+            image,
+            record.joints,
+            record.labelled,
+            centre,
+            side,
+            record.head_size(),
+            codec=self.codec,
+            params=None if rng is not None else CropParams(),
+            rng=rng,
+            config=config,
+            flip_index=self.layout.flip_index,
+        )
+        # in the un-augmented crop's pixels: exact for evaluation samples (train=False)
+        sample[TORSO_SIZE] = np.float32(record.torso_size() * self.codec.input_size[0] / side)
+        return sample

@@ -1,0 +1,78 @@
+"""The named training sources of ``--dataset lsp:2,lspet:5,mpii:2,synthetic:0.5`` and their path flags.
+
+``lsp``       LSP images im0001..im0900 (im0901..im1000 are held out for validation; im1001..im2000 are the test set)
+``lspet``     all 10,000 LSP Extended images
+``mpii``      an MMPose-format MPII list (``--mpii-train``, ``--mpii-images``; no head boxes needed)
+``synthetic`` the built-in synthetic figures
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from model_export.data.mixing import MixedDataset, parse_mix
+from model_export.data.people import DataError, PersonDataset, lsp_records, mpii_records
+from service.codec import HeatmapCodec
+
+MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "synthetic")
+LSP_FIT = range(900)  # im0001 .. im0900
+LSP_VAL = range(900, 1000)  # im0901 .. im1000
+DEFAULT_DATA_ROOT = Path("../shared/data")
+
+__all__ = ["DataError", "MIX_SOURCES", "add_arguments", "mixed_training_set", "validation_set"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("real photos (with --dataset lsp:...,lspet:...,mpii:...)")
+    group.add_argument("--lsp", metavar="DIR", type=Path, help="LSP folder (joints.mat, images/); default DATA/lsp")
+    group.add_argument("--lspet", metavar="DIR", type=Path, help="LSPET folder; default DATA/lspet")
+    group.add_argument(
+        "--data-root", metavar="DATA", type=Path, default=DEFAULT_DATA_ROOT, help="where lsp/ and lspet/ live"
+    )
+    group.add_argument(
+        "--whole-image-prob",
+        type=float,
+        default=0.25,
+        help="share of real training crops that are the whole photo letterboxed (the service's no-box path)",
+    )
+
+
+def _folder(args: argparse.Namespace, name: str) -> Path:
+    explicit = getattr(args, name, None)
+    return Path(explicit) if explicit is not None else Path(args.data_root) / name
+
+
+def mixed_training_set(args: argparse.Namespace, codec: HeatmapCodec) -> MixedDataset:
+    """The weighted mix named by ``args.dataset``; raises ValueError or DataError naming what is wrong."""
+    entries = parse_mix(args.dataset)
+    unknown = [e.name for e in entries if e.name not in MIX_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(MIX_SOURCES)}")
+    datasets = []
+    for entry in entries:
+        if entry.name == "synthetic":
+            from model_export.data.synthetic import SyntheticPoseDataset
+
+            datasets.append(
+                SyntheticPoseDataset("train", length=args.epoch_size, base_seed=args.data_seed, codec=codec)
+            )
+            continue
+        if entry.name == "mpii":
+            if args.mpii_images is None or args.mpii_train is None:
+                raise DataError("the mpii source needs --mpii-images and --mpii-train (an MMPose-format list)")
+            records = mpii_records(args.mpii_images, args.mpii_train)
+        else:
+            indices = LSP_FIT if entry.name == "lsp" else None
+            records = lsp_records(_folder(args, entry.name), indices, source=entry.name)
+        datasets.append(
+            PersonDataset(records, train=True, codec=codec, whole_image_prob=args.whole_image_prob, seed=args.seed)
+        )
+    return MixedDataset(
+        datasets, [e.weight for e in entries], args.epoch_size, seed=args.seed, names=[e.name for e in entries]
+    )
+
+
+def validation_set(args: argparse.Namespace, codec: HeatmapCodec) -> PersonDataset:
+    """LSP im0901..im1000 with the service's box crop (held out of the ``lsp`` source)."""
+    return PersonDataset(lsp_records(_folder(args, "lsp"), LSP_VAL), codec=codec)
