@@ -1,4 +1,7 @@
-"""`python -m model_export evaluate`: PCKh of a training checkpoint or an ONNX model.
+"""`python -m model_export evaluate`: PCKh of a training checkpoint or an ONNX model; PCK@0.2 on real photos.
+
+``--dataset lsp-test`` scores LSP's test photos through the service's own pipeline
+(:mod:`model_export.photo_eval`); the rest of this module scores crops:
 
 The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
 (:class:`service.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
@@ -215,7 +218,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", metavar="CKPT", help="a training checkpoint (.pt)")
     model.add_argument("--onnx", metavar="MODEL", help="an exported ONNX model")
-    parser.add_argument("--dataset", choices=("synthetic", "mpii"), default="synthetic")
+    parser.add_argument(
+        "--dataset",
+        choices=("synthetic", "mpii", "lsp-test"),
+        default="synthetic",
+        help="lsp-test: LSP im1001-im2000 through the service's pipeline, PCK@0.2 of the torso",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("box", "whole", "both"),
+        default="both",
+        help="lsp-test: the joints' box passed as bbox, the whole photo, or both",
+    )
+    parser.add_argument("--lsp", metavar="DIR", default="../shared/data/lsp", help="LSP folder (joints.mat, images/)")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop's heatmaps")
     parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter", help="sub-pixel refinement")
     parser.add_argument(
@@ -260,6 +275,8 @@ def heldout_synthetic(count: int, codec: HeatmapCodec | None = None, base_seed: 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "lsp-test":
+        return run_photos(args)
     try:
         runner: Runner = (
             OnnxRunner(args.onnx) if args.onnx else TorchRunner.from_checkpoint(args.checkpoint, device=args.device)
@@ -319,3 +336,63 @@ def _progress_bar() -> Callable[[int, int], None] | None:
             bar[0].close()
 
     return update
+
+
+# ------------------------------------------------------------------ real photos
+def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], np.ndarray], str]:
+    """``(ModelInfo, blocking model call, description)`` of ``--onnx`` (the service's engine) or ``--checkpoint``."""
+    from service.engine import Engine, ModelInfo, ModelLoadError
+    from service.metadata import ModelMetadata
+
+    if args.onnx:
+        try:
+            engine = Engine.load(args.onnx, ("CPUExecutionProvider",), intra_op_spinning=False)
+        except ModelLoadError as exc:
+            raise EvaluationError(str(exc)) from exc
+        return engine.info, engine.run, f"onnx:{args.onnx}"
+    runner = TorchRunner.from_checkpoint(args.checkpoint, device=args.device)
+    metadata = ModelMetadata(layout=runner.layout, input_size=runner.input_size, heatmap_stride=runner.stride)
+    info = ModelInfo(Path(args.checkpoint), "checkpoint", "", metadata, ("torch",))
+    return info, runner, runner.description
+
+
+def run_photos(args: argparse.Namespace) -> int:
+    """``--dataset lsp-test``: PCK@0.2 per joint, over 14 joints and 12 limb joints, per mode."""
+    from model_export import photo_eval
+    from model_export.data.lsp import LSP_TEST
+    from model_export.data.people import DataError, lsp_records
+
+    modes = photo_eval.MODES if args.mode == "both" else (args.mode,)
+    try:
+        info, model_call, description = photo_model(args)
+        records = lsp_records(args.lsp, LSP_TEST[: args.limit] if args.limit else LSP_TEST, source="lsp-test")
+        results = {
+            mode: photo_eval.score_mode(
+                photo_eval.predict_photos(
+                    info, model_call, records, mode, args.refine, args.flip, progress=_progress_bar()
+                ),
+                records,
+                info.metadata.layout,
+            )
+            for mode in modes
+        }
+    except (EvaluationError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{description}  dataset=lsp-test  photos={len(records)}  flip={args.flip}  refine={args.refine}")
+    for mode, scores in results.items():
+        print(f"\n[{mode}] {'bbox = the joints box' if mode == 'box' else 'whole photo, no box'}")
+        print(scores.table(info.metadata.layout))
+    print("(PCK@0.2 of the torso diameter in image pixels; PCKh@0.5 with a neck-to-head-top head size)")
+    if args.json:
+        report_json = {
+            "model": description,
+            "dataset": "lsp-test",
+            "photos": len(records),
+            "flip": bool(args.flip),
+            "refine": args.refine,
+            "modes": {mode: scores.to_json(info.metadata.layout) for mode, scores in results.items()},
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report_json, indent=2) + "\n")
+    return 0

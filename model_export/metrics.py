@@ -7,6 +7,7 @@ Only visible joints count. The MPII mean leaves out pelvis and thorax.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +31,14 @@ class PCKhResult:
     counts: np.ndarray  # (K,) visible joints scored
     mean: float  # over joints not excluded by the protocol, weighted by count
 
-    def table(self, layout: KeypointLayout) -> str:
-        lines = [f"{'joint':<16}{'PCKh@' + str(self.threshold):>10}{'count':>8}"]
+    def mean_over(self, joints: Sequence[int]) -> float:
+        """Mean over the scored instances of ``joints`` (weighted by count, like :attr:`mean`)."""
+        idx = list(joints)
+        total = self.counts[idx].sum()
+        return float(np.nansum(self.per_joint[idx] * self.counts[idx]) / total) if total else float("nan")
+
+    def table(self, layout: KeypointLayout, metric: str = "PCKh") -> str:
+        lines = [f"{'joint':<16}{metric + '@' + str(self.threshold):>10}{'count':>8}"]
         for name, acc, n in zip(layout.names, self.per_joint, self.counts, strict=True):
             lines.append(f"{name:<16}{acc:>10.4f}{int(n):>8d}")
         lines.append(f"{'Mean':<16}{self.mean:>10.4f}{int(self.counts.sum()):>8d}")

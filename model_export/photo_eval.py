@@ -1,0 +1,130 @@
+"""Real-photo evaluation: LSP test (im1001..im2000) through the service's own prediction pipeline.
+
+Every photo goes through :class:`service.predictor.Predictor` exactly as an upload to ``POST /predict``
+does (the JPEG bytes decoded by the service's decoder, the letterbox or ``bbox`` crop, the model, the
+decoder with the chosen refinement and flip, the exact inverse back to image pixels), so the numbers are
+what a user gets, not what a training crop gets. Two modes:
+
+- ``box``: ``bbox`` = the ground-truth joints' bounding box (LSP annotates no person boxes), which the
+  service grows by 25% and letterboxes;
+- ``whole``: no box, the whole photo letterboxed.
+
+Scores (Johnson & Everingham's LSP protocol): PCK@0.2, a joint is correct within 0.2 x the torso
+diameter (left shoulder to right hip) of its label; per joint, the mean over the 14 LSP joints and the
+mean over the 12 limb joints (the 14 without neck and head top). Beside it a PCKh-style figure, PCKh@0.5
+with the head size estimated from the neck-to-head-top segment (LSP has no head boxes, so it is not
+comparable to MPII's PCKh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import mimetypes
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from model_export.data.lsp import LSP_JOINTS
+from model_export.data.people import PersonRecord
+from model_export.metrics import PCKhResult, pckh
+from service.codec import Refine
+from service.engine import ModelInfo
+from service.predictor import PredictOptions, Predictor, ThreadedInfer, Upload
+from service.skeleton import MPII, MPII_JOINTS, KeypointLayout
+
+MODES: tuple[str, ...] = ("box", "whole")
+PCK_THRESHOLD = 0.2
+PCKH_THRESHOLD = 0.5
+LSP_INDICES: tuple[int, ...] = tuple(MPII_JOINTS.index(name) for name in LSP_JOINTS)
+LIMB_INDICES: tuple[int, ...] = tuple(
+    MPII_JOINTS.index(name) for name in LSP_JOINTS if name not in ("upper_neck", "head_top")
+)
+MAX_PIXELS = 50_000_000  # the service's default POSE_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class ModeScores:
+    """One mode's PCK@0.2 (torso) and PCKh@0.5 (head-segment estimate)."""
+
+    pck: PCKhResult
+    pckh: PCKhResult
+
+    @property
+    def mean(self) -> float:
+        """PCK@0.2 over the 14 LSP joints."""
+        return self.pck.mean_over(LSP_INDICES)
+
+    @property
+    def limbs(self) -> float:
+        """PCK@0.2 over the 12 limb joints."""
+        return self.pck.mean_over(LIMB_INDICES)
+
+    def to_json(self, layout: KeypointLayout = MPII) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return None if math.isnan(float(x)) else round(float(x), 6)
+
+        def per_joint(result: PCKhResult) -> dict[str, float | None]:
+            return {layout.names[k]: num(result.per_joint[k]) for k in LSP_INDICES}
+
+        return {
+            "pck@0.2": {"mean": num(self.mean), "limbs": num(self.limbs), "per_joint": per_joint(self.pck)},
+            "pckh@0.5": {"mean": num(self.pckh.mean_over(LSP_INDICES)), "per_joint": per_joint(self.pckh)},
+            "counts": {layout.names[k]: int(self.pck.counts[k]) for k in LSP_INDICES},
+        }
+
+    def table(self, layout: KeypointLayout = MPII) -> str:
+        lines = [f"{'joint':<16}{'PCK@0.2':>9}{'PCKh@0.5':>10}{'count':>7}"]
+        for k in LSP_INDICES:
+            lines.append(
+                f"{layout.names[k]:<16}{self.pck.per_joint[k]:>9.4f}{self.pckh.per_joint[k]:>10.4f}"
+                f"{int(self.pck.counts[k]):>7d}"
+            )
+        lines.append(f"{'Mean (14)':<16}{self.mean:>9.4f}{self.pckh.mean_over(LSP_INDICES):>10.4f}")
+        lines.append(f"{'Limbs (12)':<16}{self.limbs:>9.4f}{self.pckh.mean_over(LIMB_INDICES):>10.4f}")
+        return "\n".join(lines)
+
+
+def score_mode(pred: np.ndarray, records: Sequence[PersonRecord], layout: KeypointLayout = MPII) -> ModeScores:
+    """Scores of predictions ``(N, K, 2)`` in image pixels against ``records``' labels."""
+    gt = np.stack([r.joints for r in records])
+    labelled = np.stack([r.labelled for r in records])
+    torso = np.array([r.torso_size() for r in records])
+    head = np.array([r.head_size() for r in records])
+    pck = pckh(pred, gt, labelled & (torso > 0)[:, None], torso, PCK_THRESHOLD, layout)
+    head_scores = pckh(pred, gt, labelled & (head > 0)[:, None], head, PCKH_THRESHOLD, layout)
+    return ModeScores(pck, head_scores)
+
+
+def predict_photos(
+    info: ModelInfo,
+    run: Callable[[np.ndarray], np.ndarray],
+    records: Sequence[PersonRecord],
+    mode: str,
+    refine: Refine = "quarter",
+    flip: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Keypoints ``(N, K, 2)`` in image pixels for each record's photo, as ``POST /predict`` returns them.
+
+    ``run`` is the blocking model call (``(N, 3, H, W)`` -> heatmaps), ``mode`` ``box`` or ``whole``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    predictor = Predictor(info, SimpleNamespace(infer=ThreadedInfer(run)), MAX_PIXELS)
+
+    async def all_photos() -> np.ndarray:
+        out = np.zeros((len(records), info.metadata.num_joints, 2))
+        for i, record in enumerate(records):
+            upload = Upload(record.image.read_bytes(), mimetypes.guess_type(record.image.name)[0], record.image.name)
+            options = PredictOptions(refine=refine, flip=flip, bbox=record.box() if mode == "box" else None)
+            [prediction] = await predictor.predict_uploads([upload], options)
+            out[i] = [(k.x, k.y) for k in prediction.result.keypoints]
+            if progress is not None:
+                progress(i + 1, len(records))
+        return out
+
+    return asyncio.run(all_photos())

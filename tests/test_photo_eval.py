@@ -1,0 +1,148 @@
+"""Real-photo evaluation: PCK@0.2 on hand-computed cases, and ``evaluate --dataset lsp-test`` end to end
+on a tiny fake LSP folder through the service's own pipeline (a constant ONNX model, real ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_export.__main__ import main
+from model_export.data.lsp import LSP_JOINTS
+from model_export.data.people import PersonRecord
+from model_export.photo_eval import LIMB_INDICES, LSP_INDICES, score_mode
+from service.skeleton import MPII_JOINTS
+from service.transform import plan
+from tests.helpers.fake_lsp import write_fake_lsp
+from tests.helpers.models import constant_model
+
+K = len(MPII_JOINTS)
+J = {name: i for i, name in enumerate(MPII_JOINTS)}
+
+
+def upright_person() -> np.ndarray:
+    """A standing person, MPII order; left shoulder (60, 40) to right hip (40, 100): torso sqrt(4000) = 63.25 px."""
+    joints = np.zeros((K, 2))
+    for name, xy in {
+        "right_ankle": (40, 190), "right_knee": (40, 145), "right_hip": (40, 100), "left_hip": (60, 100),
+        "left_knee": (60, 145), "left_ankle": (60, 190), "pelvis": (50, 100), "thorax": (50, 40),
+        "upper_neck": (50, 30), "head_top": (50, 5), "right_wrist": (20, 100), "right_elbow": (25, 70),
+        "right_shoulder": (40, 40), "left_shoulder": (60, 40), "left_elbow": (75, 70), "left_wrist": (80, 100),
+    }.items():  # fmt: skip
+        joints[J[name]] = xy
+    return joints
+
+
+def test_pck_at_a_fifth_of_the_torso_by_hand(tmp_path: Path) -> None:
+    gt = upright_person()
+    torso = np.sqrt(20**2 + 60**2)  # 63.25: a hit is within 12.65 px
+    pred = gt.copy()
+    pred[J["right_wrist"]] += (12.0, 0.0)  # hit
+    pred[J["left_wrist"]] += (0.0, 13.0)  # miss
+    pred[J["head_top"]] += (9.0, 9.0)  # 12.73 px: miss
+    pred[J["pelvis"]] += (500.0, 0.0)  # never scored by the LSP protocol
+    records = [PersonRecord(tmp_path / "a.jpg", gt, np.ones(K, bool))]
+    scores = score_mode(pred[None], records)
+    assert scores.pck.per_joint[J["right_wrist"]] == 1.0
+    assert scores.pck.per_joint[J["left_wrist"]] == 0.0 and scores.pck.per_joint[J["head_top"]] == 0.0
+    assert scores.mean == pytest.approx(12 / 14)  # 14 LSP joints, 2 missed
+    assert scores.limbs == pytest.approx(11 / 12)  # head top is not a limb joint
+    assert 0.2 * torso == pytest.approx(12.649, abs=1e-3)
+    # PCKh@0.5 with the head-segment size 0.6 * sqrt(2) * 25 = 21.2 px: a hit is within 10.6 px
+    assert scores.pckh.per_joint[J["right_wrist"]] == 0.0 and scores.pckh.per_joint[J["left_knee"]] == 1.0
+    assert scores.pckh.mean_over(LSP_INDICES) == pytest.approx(11 / 14)
+
+
+def test_unlabelled_joints_and_people_without_a_torso_are_not_scored(tmp_path: Path) -> None:
+    gt = upright_person()
+    partly = np.ones(K, bool)
+    partly[J["left_knee"]] = False
+    no_torso = np.ones(K, bool)
+    no_torso[J["right_hip"]] = False
+    records = [PersonRecord(tmp_path / "a.jpg", gt, partly), PersonRecord(tmp_path / "b.jpg", gt, no_torso)]
+    pred = np.stack([gt, gt + 1000.0])  # the second person's predictions are all wrong, but it has no torso
+    scores = score_mode(pred, records)
+    assert scores.mean == 1.0
+    assert scores.pck.counts[J["left_knee"]] == 0 and scores.pck.counts[J["right_knee"]] == 1
+
+
+def test_lsp_and_limb_joint_sets() -> None:
+    assert sorted(MPII_JOINTS[i] for i in LSP_INDICES) == sorted(LSP_JOINTS)
+    assert len(LIMB_INDICES) == 12 and J["upper_neck"] not in LIMB_INDICES and J["head_top"] not in LIMB_INDICES
+
+
+# ---------------------------------------------------------------- the CLI on a tiny fake LSP
+PHOTOS = 3
+SIZES = [(150, 200), (240, 180), (160, 160)]
+
+
+@pytest.fixture(scope="module")
+def fake_lsp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """2,000 annotations (LSP's layout) with photos for the first three test images, im1001..im1003."""
+    root = tmp_path_factory.mktemp("lsp")
+    joints = write_fake_lsp(root, 2000, {1000 + i: size for i, size in enumerate(SIZES)})
+    return root, joints
+
+
+def expected_scores(joints: np.ndarray, peaks: np.ndarray, mode: str) -> tuple[float, float]:
+    """PCK@0.2 over 14 joints and 12 limbs computed independently: the constant model's peaks
+    ((h + 0.5) * 4 - 0.5 in the input) mapped back through the service's documented input map."""
+    from model_export.data.lsp import convert
+
+    ann = convert(joints[1000 : 1000 + PHOTOS], "occluded")
+    hits = np.zeros((PHOTOS, K), bool)
+    for n, size in enumerate(SIZES):
+        gt = ann.joints[n]
+        xs, ys = gt[ann.labelled[n]].T
+        box = (xs.min() + 0.5, ys.min() + 0.5, xs.max() - xs.min(), ys.max() - ys.min())
+        affine = plan(size, (256, 256), "letterbox", box if mode == "box" else None)
+        pred = affine.to_image((peaks + 0.5) * 4 - 0.5)
+        torso = np.linalg.norm(gt[J["left_shoulder"]] - gt[J["right_hip"]])
+        hits[n] = np.linalg.norm(pred - gt, axis=1) <= 0.2 * torso
+    return hits[:, list(LSP_INDICES)].mean(), hits[:, list(LIMB_INDICES)].mean()
+
+
+def test_evaluate_lsp_test_end_to_end(
+    fake_lsp: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, joints = fake_lsp
+    # whole-pixel peaks (exact under the quarter refinement), spread so that some joints hit and some miss
+    peaks = np.column_stack([np.linspace(8, 56, K).round(), np.linspace(10, 54, K)[::-1].round()])
+    model = tmp_path / "constant.onnx"
+    constant_model(model, peaks, sigma=1.0)
+    out = tmp_path / "lsp.json"
+    argv = ["evaluate", "--onnx", str(model), "--dataset", "lsp-test", "--lsp", str(root), "--limit", str(PHOTOS)]
+    assert main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[box]" in printed and "[whole]" in printed and "Limbs (12)" in printed
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "lsp-test" and report["photos"] == PHOTOS and report["flip"] is False
+    for mode in ("box", "whole"):
+        mean, limbs = expected_scores(joints, peaks, mode)
+        got = report["modes"][mode]["pck@0.2"]
+        assert got["mean"] == pytest.approx(mean, abs=1e-6), mode
+        assert got["limbs"] == pytest.approx(limbs, abs=1e-6), mode
+        assert set(got["per_joint"]) == set(LSP_JOINTS)
+        assert report["modes"][mode]["counts"]["head_top"] == PHOTOS
+    assert report["modes"]["box"]["pck@0.2"] != report["modes"]["whole"]["pck@0.2"]
+
+
+def test_evaluate_lsp_test_one_mode_with_flip_and_dark(fake_lsp: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    root, _ = fake_lsp
+    model = tmp_path / "constant.onnx"
+    constant_model(model, np.full((K, 2), 31.0))
+    out = tmp_path / "lsp.json"
+    argv = ["evaluate", "--onnx", str(model), "--dataset", "lsp-test", "--lsp", str(root), "--limit", "2"]
+    assert main([*argv, "--mode", "whole", "--flip", "--refine", "dark", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["modes"]) == ["whole"] and report["flip"] is True and report["refine"] == "dark"
+
+
+def test_evaluate_lsp_test_reports_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "constant.onnx"
+    constant_model(model, np.full((K, 2), 31.0))
+    argv = ["evaluate", "--onnx", str(model), "--dataset", "lsp-test", "--lsp", str(tmp_path / "nowhere")]
+    assert main(argv) == 2
+    assert "folder not found" in capsys.readouterr().err
