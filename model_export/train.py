@@ -34,21 +34,29 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from model_export.checkpoint import code_version
+from model_export.checkpoint import code_version, load_checkpoint
+from model_export.data import sources
 from model_export.data.augment import default_codec
-from model_export.metrics import PCKhResult, pckh
+from model_export.data.people import TORSO_SIZE
+from model_export.metrics import pckh
 from model_export.model import StackedHourglass
 from service.codec import HeatmapCodec
 from service.skeleton import KeypointLayout
 
-CSV_FIELDS = ("time", "epoch", "step", "phase", "loss", "lr", "images_per_s", "pckh", "pckh_0.1")
+CSV_FIELDS = ("time", "epoch", "step", "phase", "loss", "lr", "images_per_s", "pckh", "pckh_0.1", "pck_0.2")
 
 
 # ---------------------------------------------------------------- CLI
 def configure(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=("synthetic", "mpii"), default="synthetic")
-    data.add_argument("--epoch-size", type=int, default=8000, help="synthetic training figures per epoch")
+    data.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="synthetic, mpii (full MPII with its validation split), or a weighted mix of "
+        f"{', '.join(sources.MIX_SOURCES)}, e.g. lsp:2,lspet:5,mpii:2,synthetic:0.5 (weights: shares of each epoch; "
+        "validation: LSP im0901-im1000, PCK@0.2)",
+    )
+    data.add_argument("--epoch-size", type=int, default=8000, help="training samples per epoch (synthetic, mixes)")
     data.add_argument("--val-size", type=int, default=400, help="synthetic held-out figures scored per epoch")
     data.add_argument("--data-seed", type=int, default=0, help="base seed of the synthetic generator")
     data.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
@@ -56,13 +64,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         from model_export.data import mpii
 
         mpii.add_arguments(parser)
+    sources.add_arguments(parser)
 
     model = parser.add_argument_group("model")
     model.add_argument("--stacks", type=int, default=2)
     model.add_argument("--features", type=int, default=64)
     model.add_argument("--joints", type=int, default=16)
     model.add_argument("--order", type=int, default=4)
-    model.add_argument("--input-size", type=int, default=256, help="square input side in pixels (a multiple of 64)")
+    model.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="square input side in pixels, a multiple of 64 (default 256; on --resume, the checkpoint's unless given)",
+    )
+    model.add_argument(
+        "--init", metavar="CKPT", help="start from these weights (a training checkpoint) with a fresh optimiser"
+    )
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="per process")
@@ -147,6 +164,11 @@ def build_datasets(args: argparse.Namespace, codec: HeatmapCodec) -> tuple[Any, 
         train = SyntheticPoseDataset("train", length=args.epoch_size, base_seed=args.data_seed, codec=codec)
         val = SyntheticPoseDataset("heldout", length=args.val_size, base_seed=args.data_seed, codec=codec)
         return train, val
+    if args.dataset != "mpii":
+        try:
+            return sources.mixed_training_set(args, codec), sources.validation_set(args, codec)
+        except (ValueError, sources.DataError) as exc:
+            raise SystemExit(f"error: {exc}") from exc
     try:
         from model_export.data import mpii
     except ImportError as exc:  # pragma: no cover - the MPII loader ships with the package
@@ -245,6 +267,19 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- validation
+@dataclass
+class Validation:
+    """One validation pass: the loss, the scores (the first one picks ``best.pt``) and the per-joint table."""
+
+    loss: float
+    scores: dict[str, float]
+    table: str
+
+    @property
+    def primary(self) -> float:
+        return next(iter(self.scores.values()))
+
+
 @torch.no_grad()
 def validate(
     model: nn.Module,
@@ -254,10 +289,14 @@ def validate(
     dtype: torch.dtype | None,
     channels_last: bool,
     layout: KeypointLayout,
-) -> tuple[float, PCKhResult, PCKhResult]:
-    """Mean loss, PCKh@0.5 and PCKh@0.1 in crop pixels (the service's decoder, quarter offset)."""
+) -> Validation:
+    """Loss and accuracy in crop pixels (the service's decoder, quarter offset).
+
+    Real photos (samples with a torso size): PCK@0.2 of the torso diameter, then PCKh@0.5 with the
+    head-segment estimate; synthetic and MPII: PCKh@0.5 and @0.1.
+    """
     model.eval()
-    losses, preds, gts, vis, heads = [], [], [], [], []
+    losses, preds, gts, vis, heads, torsos = [], [], [], [], [], []
     for batch in loader:
         images = batch["image"].to(ctx.device, non_blocking=True)
         if channels_last:
@@ -272,10 +311,20 @@ def validate(
         gts.append(batch["keypoints"].numpy())
         vis.append(batch["visible"].numpy())
         heads.append(batch["head_size"].numpy())
+        if TORSO_SIZE in batch:
+            torsos.append(batch[TORSO_SIZE].numpy())
     model.train()
     pred, gt, visible, head = (np.concatenate(x) for x in (preds, gts, vis, heads))
     loss = sum(losses) / len(pred)
-    return loss, pckh(pred, gt, visible, head, 0.5, layout), pckh(pred, gt, visible, head, 0.1, layout)
+    if torsos:
+        torso = np.concatenate(torsos)
+        scored = visible.astype(bool) & (torso > 0)[:, None]
+        pck = pckh(pred, gt, scored, torso, 0.2, layout)
+        known_head = visible.astype(bool) & (head > 0)[:, None]
+        head_result = pckh(pred, gt, known_head, head, 0.5, layout)
+        return Validation(loss, {"pck_0.2": pck.mean, "pckh": head_result.mean}, pck.table(layout, "PCK"))
+    result, result01 = pckh(pred, gt, visible, head, 0.5, layout), pckh(pred, gt, visible, head, 0.1, layout)
+    return Validation(loss, {"pckh": result.mean, "pckh_0.1": result01.mean}, result.table(layout))
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
@@ -369,22 +418,25 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, ctx: Context) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True) if args.resume else None
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    init = load_checkpoint(args.init) if args.init and checkpoint is None else None
     config = {"stacks": args.stacks, "features": args.features, "joints": args.joints, "order": args.order}
-    if checkpoint is not None:
-        config = {k: int(v) for k, v in checkpoint["config"].items()}
+    if checkpoint is not None or init is not None:
+        config = {k: int(v) for k, v in (checkpoint or init)["config"].items()}
     torch.manual_seed(args.seed + ctx.rank)
     np.random.seed(args.seed + ctx.rank)
     random.seed(args.seed + ctx.rank)
 
-    if checkpoint is not None:
-        args.input_size = int(checkpoint["input_size"][0])
+    if args.input_size is None:
+        args.input_size = int(checkpoint["input_size"][0]) if checkpoint is not None else 256
     codec = default_codec((args.input_size, args.input_size))
     train_set, val_set = build_datasets(args, codec)
     layout = getattr(train_set, "layout", KeypointLayout.default_for(config["joints"]))
-    sampler = ResumableSampler(train_set, ctx, shuffle=args.dataset != "synthetic", seed=args.seed)
+    sampler = ResumableSampler(train_set, ctx, shuffle=args.dataset == "mpii", seed=args.seed)
 
     model = StackedHourglass(**config).to(ctx.device)
+    if init is not None:
+        model.load_state_dict(init["model"])
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.optimizer == "adam":
@@ -459,16 +511,13 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
     def validate_and_save(tag_epoch: int, tag_batch: int) -> None:
         nonlocal best
         if ctx.main and val_loader is not None:
-            loss, result, result01 = validate(model, val_loader, codec, ctx, dtype, args.channels_last, layout)
-            improved = result.mean > best
-            best = max(best, result.mean)
-            log.row(epoch, step, "val", loss=loss, pckh=result.mean, **{"pckh_0.1": result01.mean})
-            print(
-                f"epoch {epoch} step {step}: val loss {loss:.6f} PCKh@0.5 {result.mean:.4f} "
-                f"PCKh@0.1 {result01.mean:.4f} (best {best:.4f})",
-                flush=True,
-            )
-            print(result.table(layout), flush=True)
+            result = validate(model, val_loader, codec, ctx, dtype, args.channels_last, layout)
+            improved = result.primary > best
+            best = max(best, result.primary)
+            log.row(epoch, step, "val", loss=result.loss, **result.scores)
+            scores = " ".join(f"{name} {value:.4f}" for name, value in result.scores.items())
+            print(f"epoch {epoch} step {step}: val loss {result.loss:.6f} {scores} (best {best:.4f})", flush=True)
+            print(result.table, flush=True)
             snapshot = state(tag_epoch, tag_batch)
             save_checkpoint(out / "last.pt", snapshot)
             if improved:
@@ -536,7 +585,7 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
         validate_and_save(epoch, batch_in_epoch)
     log.close()
     if ctx.main:
-        print(f"done at step {step}, epoch {epoch}; best PCKh@0.5 {best:.4f}; checkpoints in {out}", flush=True)
+        print(f"done at step {step}, epoch {epoch}; best validation score {best:.4f}; checkpoints in {out}", flush=True)
         if args.export_onnx:
             from model_export.export import export_onnx
 

@@ -90,3 +90,52 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["step"] == 2
     assert not any(k.startswith("module.") for k in ckpt["model"])  # saved without the DDP wrapper
+
+
+@pytest.fixture(scope="module")
+def real_sources(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Flags naming a tiny LSP (1,000 photos: the fit and validation splits) and a tiny LSPET."""
+    from tests.helpers.fake_lsp import write_fake_lsp
+
+    root = tmp_path_factory.mktemp("real")
+    write_fake_lsp(root / "lsp", 1000, dict.fromkeys(range(1000), (160, 170)))
+    write_fake_lsp(root / "lspet", 12, dict.fromkeys(range(12), (170, 160)), layout="lspet", seed=1)
+    return ["--lsp", str(root / "lsp"), "--lspet", str(root / "lspet")]
+
+
+def test_a_mix_of_real_sources_trains_validates_with_pck_and_resumes_exactly(
+    tmp_path: Path, real_sources: list[str]
+) -> None:
+    mix = ["--dataset", "lsp:1,lspet:2,synthetic:0.5", *real_sources, "--epoch-size", "16", "--epochs", "3"]
+    common = [*mix, "--checkpoint-every", "1", "--optimizer", "adam", "--lr", "1e-3"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _train(straight, *common, "--max-steps", "6")
+    _train(split, *common, "--max-steps", "2")
+    _train(split, *common, "--max-steps", "6", "--resume", str(split / "last.pt"))
+    a = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(split / "last.pt", map_location="cpu", weights_only=True)
+    assert a["step"] == b["step"] == 6 and a["provenance"]["dataset"] == "lsp:1,lspet:2,synthetic:0.5"
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert [r["loss"] for r in _rows(straight, "train")] == [r["loss"] for r in _rows(split, "train")]
+    val = _rows(straight, "val")
+    assert val and all(0.0 <= float(r["pck_0.2"]) <= 1.0 and r["pckh_0.1"] == "" for r in val)
+    assert set(a) >= {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "config"}
+
+
+def test_init_starts_from_weights_and_input_size_can_change(tmp_path: Path, real_sources: list[str]) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _train(first, "--epoch-size", "8", "--epochs", "1", "--max-steps", "1")
+    start = torch.load(first / "last.pt", map_location="cpu", weights_only=True)
+    mix = ["--dataset", "lsp:1,lspet:1", *real_sources, "--epoch-size", "8", "--epochs", "1", "--max-steps", "1"]
+    _train(second, *mix, "--init", str(first / "last.pt"), "--input-size", "192", "--lr", "0")
+    after = torch.load(second / "last.pt", map_location="cpu", weights_only=True)
+    assert after["step"] == 1 and after["input_size"] == [192, 192]  # a fresh run: its own step count and size
+    for key, value in start["model"].items():
+        if value.is_floating_point() and "running" not in key:  # lr 0: the weights are the initial ones
+            torch.testing.assert_close(after["model"][key], value, msg=key)
+
+
+def test_an_unknown_source_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown dataset coco"):
+        _train(tmp_path / "bad", "--dataset", "lsp:1,coco:1")
