@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
-# Turn a training checkpoint of scripts/train_default.sh into the shipped default model:
+# Turn a training checkpoint into the shipped default model:
 #   weights/default.pt    the checkpoint itself (PyTorch twin for the benchmarks; `--resume` continues training from it)
 #   weights/default.onnx  the service's model (ONNX contract, provenance in its metadata)
-#   weights/default.json  its held-out synthetic PCKh (the model card's numbers and the floor of tests/test_default_model.py)
-# Usage: scripts/ship_default.sh [CHECKPOINT]   (default runs/default/best.pt)
+#   weights/default.json  its evaluations: LSP test through the service's pipeline (with and without the person box;
+#                         plain, and with flip + DARK) when the LSP data is at $DATA/lsp, and held-out synthetic PCKh
+#                         (the floor of tests/test_default_model.py, which CI can recompute without any dataset)
+# Usage: scripts/ship_default.sh [CHECKPOINT]   (default runs/default/finish/last.pt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-CKPT="${1:-runs/default/best.pt}"
+DATA="${DATA:-../shared/data}"
+CKPT="${1:-runs/default/finish/last.pt}"
 [ -f "$CKPT" ] || { echo "error: checkpoint $CKPT not found (run scripts/train_default.sh first)" >&2; exit 1; }
 
 [ "$CKPT" -ef weights/default.pt ] || cp "$CKPT" weights/default.pt
 "$PY" -m model_export export --checkpoint weights/default.pt --out weights/default.onnx
-"$PY" -m model_export evaluate --onnx weights/default.onnx --dataset synthetic --json weights/default.json
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$PY" -m model_export evaluate --onnx weights/default.onnx --dataset synthetic --json "$tmp/synthetic.json"
+if [ -f "$DATA/lsp/joints.mat" ]; then
+  "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset lsp-test --lsp "$DATA/lsp" \
+    --json "$tmp/lsp_test.json"
+  "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset lsp-test --lsp "$DATA/lsp" \
+    --flip --refine dark --json "$tmp/lsp_test_flip_dark.json"
+else
+  echo "warning: no LSP data at $DATA/lsp: default.json gets the synthetic evaluation only" >&2
+fi
+"$PY" - "$tmp" weights/default.json <<'EOF'
+import json, pathlib, sys
+folder, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+merged = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+out.write_text(json.dumps(merged, indent=2) + "\n")
+print(f"wrote {out}: {', '.join(merged)}")
+EOF
