@@ -477,6 +477,8 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
     }
+    if init is not None:
+        provenance["init"] = {"checkpoint": str(args.init), "step": int(init.get("step", 0))}
     if checkpoint is not None and "provenance" in checkpoint:
         provenance = {**checkpoint["provenance"], "resumed": provenance}
 

@@ -152,3 +152,24 @@ def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
     content = readme.read_text()
     assert content.count(report.BEGIN) == 1 and "Service overhead" in content
     assert content.index("Prose.") < content.index(report.BEGIN) < content.index(report.END) < content.index("## Next")
+
+
+def test_compare_models_times_each_model_in_turn(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bench import compare_models
+    from service.skeleton import MPII
+    from tests.helpers.models import constant_model
+
+    peaks = np.full((MPII.num_joints, 2), 20.0)
+    first, second = constant_model(tmp_path / "a.onnx", peaks), constant_model(tmp_path / "b.onnx", peaks)
+    assert first.shape == second.shape
+    out = tmp_path / "compare.json"
+    argv = [str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"), "--batch", "1", "2", "--warmup", "1"]
+    assert compare_models.main([*argv, "--repeat", "5", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(Path(r["model"]).name, r["batch"]) for r in rows] == [
+        ("a.onnx", 1), ("b.onnx", 1), ("a.onnx", 2), ("b.onnx", 2)
+    ]  # fmt: skip
+    assert all(r["n"] == 5 and r["min_ms"] <= r["median_ms"] <= r["p95_ms"] for r in rows)
+    assert rows[0]["vs_first"] == 1.0 and rows[2]["vs_first"] == 1.0

@@ -131,6 +131,7 @@ def test_init_starts_from_weights_and_input_size_can_change(tmp_path: Path, real
     _train(second, *mix, "--init", str(first / "last.pt"), "--input-size", "192", "--lr", "0")
     after = torch.load(second / "last.pt", map_location="cpu", weights_only=True)
     assert after["step"] == 1 and after["input_size"] == [192, 192]  # a fresh run: its own step count and size
+    assert after["provenance"]["init"] == {"checkpoint": str(first / "last.pt"), "step": 1}
     for key, value in start["model"].items():
         if value.is_floating_point() and "running" not in key:  # lr 0: the weights are the initial ones
             torch.testing.assert_close(after["model"][key], value, msg=key)

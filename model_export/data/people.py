@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from model_export.data import lsp
-from model_export.data.augment import AugmentConfig, CropParams, default_codec, top_down_sample
+from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
 from model_export.metrics import head_size_from_box
 from service.codec import HeatmapCodec
 from service.skeleton import MPII, MPII_JOINTS
@@ -205,7 +205,6 @@ class PersonDataset:
             side,
             record.head_size(),
             codec=self.codec,
-            params=None if rng is not None else CropParams(),
             rng=rng,
             config=config,
             flip_index=self.layout.flip_index,
