@@ -75,6 +75,11 @@ class LSPAnnotations:
 
 def read_joints_mat(path: str | Path) -> np.ndarray:
     """The ``joints`` array of an LSP or LSPET ``joints.mat`` as ``(N, 14, 3)``, whichever layout it has."""
+    return _read(path)[0]
+
+
+def _read(path: str | Path) -> tuple[np.ndarray, FlagConvention]:
+    """``(N, 14, 3)`` joints and the flag meaning the file's layout implies (3x14xN: LSP, 14x3xN: LSPET)."""
     path = Path(path)
     if not path.is_file():
         raise LSPDataError(f"{path}: file not found; expected an LSP/LSPET joints.mat")
@@ -88,9 +93,9 @@ def read_joints_mat(path: str | Path) -> np.ndarray:
         raise LSPDataError(f"{path}: no variable 'joints'; expected LSP's 3x14xN or LSPET's 14x3xN array")
     raw = np.asarray(mat["joints"], np.float64)
     if raw.ndim == 3 and raw.shape[:2] == (3, 14):
-        return raw.transpose(2, 1, 0)
+        return raw.transpose(2, 1, 0), "occluded"
     if raw.ndim == 3 and raw.shape[:2] == (14, 3):
-        return raw.transpose(2, 0, 1)
+        return raw.transpose(2, 0, 1), "visible"
     raise LSPDataError(f"{path}: 'joints' has shape {raw.shape}; expected 3x14xN (LSP) or 14x3xN (LSPET)")
 
 
@@ -124,18 +129,8 @@ def convert(raw: np.ndarray, convention: FlagConvention) -> LSPAnnotations:
 
 def load(path: str | Path, convention: FlagConvention | None = None) -> LSPAnnotations:
     """Read a ``joints.mat``; the flag convention follows the layout unless given (LSP: occluded, LSPET: visible)."""
-    raw = read_joints_mat(path)
-    if convention is None:
-        convention = layout_convention(path)
-    return convert(raw, convention)
-
-
-def layout_convention(path: str | Path) -> FlagConvention:
-    """The flag meaning implied by the file's layout: 3x14xN is LSP (occluded), 14x3xN is LSPET (visible)."""
-    from scipy.io import loadmat
-
-    shape = np.shape(loadmat(str(path), variable_names=["joints"])["joints"])
-    return "occluded" if shape[0] == 3 else "visible"
+    raw, implied = _read(path)
+    return convert(raw, convention or implied)
 
 
 def image_name(index: int, count: int) -> str:
