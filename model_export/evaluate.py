@@ -24,6 +24,7 @@ import numpy as np
 
 from model_export.data.augment import transform_points
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
+from model_export.data.sources import DEFAULT_DATA_ROOT
 from model_export.metrics import PCKhResult, pckh
 from service.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
 from service.skeleton import KeypointLayout
@@ -230,7 +231,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="both",
         help="lsp-test: the joints' box passed as bbox, the whole photo, or both",
     )
-    parser.add_argument("--lsp", metavar="DIR", default="../shared/data/lsp", help="LSP folder (joints.mat, images/)")
+    parser.add_argument(
+        "--lsp", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "lsp"), help="LSP folder (joints.mat, images/)"
+    )
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop's heatmaps")
     parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter", help="sub-pixel refinement")
     parser.add_argument(

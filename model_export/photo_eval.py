@@ -34,6 +34,7 @@ from model_export.metrics import PCKhResult, pckh
 from service.codec import Refine
 from service.engine import ModelInfo
 from service.predictor import PredictOptions, Predictor, ThreadedInfer, Upload
+from service.settings import Settings
 from service.skeleton import MPII, MPII_JOINTS, KeypointLayout
 
 MODES: tuple[str, ...] = ("box", "whole")
@@ -43,7 +44,7 @@ LSP_INDICES: tuple[int, ...] = tuple(MPII_JOINTS.index(name) for name in LSP_JOI
 LIMB_INDICES: tuple[int, ...] = tuple(
     MPII_JOINTS.index(name) for name in LSP_JOINTS if name not in ("upper_neck", "head_top")
 )
-MAX_PIXELS = 50_000_000  # the service's default POSE_MAX_PIXELS
+MAX_PIXELS: int = Settings.model_fields["max_pixels"].default  # the service's default POSE_MAX_PIXELS
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from model_export.data import lsp
 from model_export.data.people import PersonDataset, PersonRecord, lsp_records, mpii_records
+from model_export.data.sources import DEFAULT_DATA_ROOT
 from service.render import SIDE_COLOURS
 from service.skeleton import MPII
 
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--count", type=int, default=36)
     parser.add_argument("--start", type=int, default=0, help="first record")
-    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     args = parser.parse_args(argv)
     picks = range(args.start, args.start + args.count)
     root = args.data_root
