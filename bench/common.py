@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -220,3 +221,16 @@ def print_rows(title: str, rows: Sequence[dict[str, Any]]) -> None:
     print(f"\n== {title}")
     for row in rows:
         print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}`` (metrics without a duration are skipped)."""
+    durations = {}
+    for metric in value.split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip().lower() == "dur" and name:
+                with contextlib.suppress(ValueError):
+                    durations[name] = float(number)
+    return durations

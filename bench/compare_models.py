@@ -2,7 +2,7 @@
 
     python -m bench.compare_models weights/default.onnx OTHER.onnx [--batch 1 8] [--repeat 200]
 
-Each model runs in the service's own engine and session options (``service.app.load_engine``), fed the
+Each model runs in the service's own engine and session options (``Engine.from_settings``), fed the
 COCO test photo letterboxed to its input size the way ``POST /predict`` prepares it. The calls alternate,
 model by model, so a change in the shared machine's load hits every model alike. Prints one row per model
 and batch size (median, p95, min) and the ratio of each median to the first model's; ``--json`` writes them.
@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image
 
 from bench.common import REPO_ROOT, machine_info, print_rows, time_alternating
-from service.app import load_engine
+from service.core.geometry import plan
+from service.imaging.resample import resample_into
+from service.inference.engine import Engine
 from service.settings import Settings
-from service.transform import plan, render
 
 PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
 
@@ -30,7 +31,7 @@ def photo_batch(input_size: tuple[int, int], batch: int) -> np.ndarray:
     with Image.open(PHOTO) as image:
         rgb = image.convert("RGB")
     one = np.zeros((3, *input_size), np.float32)
-    render(rgb, plan(rgb.size, input_size), one)
+    resample_into(rgb, plan(rgb.size, input_size), one)
     return np.ascontiguousarray(np.broadcast_to(one, (batch, *one.shape)))
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    engines = {str(path): load_engine(Settings(model_path=path)) for path in args.models}
+    engines = {str(path): Engine.from_settings(Settings(model_path=path)) for path in args.models}
     rows = []
     for batch in args.batch:
         inputs = {name: photo_batch(e.info.metadata.input_size, batch) for name, e in engines.items()}

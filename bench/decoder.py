@@ -1,4 +1,4 @@
-"""Benchmark 5: heatmap decoder, microseconds per image for 16 joints (``service.codec``).
+"""Benchmark 5: heatmap decoder, microseconds per image for 16 joints (``service.core.codec``).
 
 ``quarter``, ``dark`` and ``none`` on 64x64 heatmaps at batch 1 and 8, next to the baseline's
 Python loop over joints, timed in turn. Then ``quarter`` and the loop once more at batch 1, each call
@@ -14,8 +14,8 @@ import numpy as np
 
 from bench.common import Stats, add_common_args, print_rows, profile_of, time_alternating, write_result
 from bench.fixture import bench_model
-from service.app import load_engine
-from service.codec import HeatmapCodec
+from service.core.codec import HeatmapCodec
+from service.inference.engine import Engine
 from service.settings import Settings
 
 AFTER_MODEL = ", after a model call"
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         timed = time_alternating(cases, profile.warmup * 5, repeat)
         rows += [_row(name, batch, stats) for name, stats in timed.items()]
     model = bench_model(args.smoke, args.model)
-    engine = load_engine(Settings(model_path=str(model.onnx_path)))
+    engine = Engine.from_settings(Settings(model_path=str(model.onnx_path)))
     blank, heatmaps = engine.blank_batch(), gaussian_heatmaps(1)
     after_model = {
         "codec quarter": lambda: codec.decode(heatmaps, "quarter"),

@@ -5,9 +5,9 @@ baseline (one serial entropy-coded stream), with restart markers, and progressiv
 on 1, 2, 4, 8 and 16 threads (up to the usable cores), Pillow alone decodes it as the service did
 before its JPEG paths (``Image.open``, ``draft`` to the same scale, ``load``); all are timed in turn,
 call by call. Baseline files decode serially either way (the row shows what checking for markers
-costs); restart-marker files are decoded in strips (``service/jpeg_strips.py``: the speed-up is how
+costs); restart-marker files are decoded in strips (``service/imaging/jpeg/strips.py``: the speed-up is how
 the strips scale on this machine); progressive files without the AC scans 1/8 scale never reads
-(``service/jpeg_progressive.py``, one thread).
+(``service/imaging/jpeg/progressive.py``, one thread).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import io
 from PIL import Image
 
 from bench.common import JpegSpecs, add_common_args, jpeg_bytes, print_rows, profile_of, time_alternating, write_result
+from service.core.geometry import draft_size, plan
 from service.cpus import usable_cores
-from service.images import decode_rgb, open_image
-from service.transform import draft_size, plan
+from service.imaging.decode import decode_rgb, open_image
 
 IMAGES: JpegSpecs = {
     "12MP 4000x3000": (4000, 3000, {}),

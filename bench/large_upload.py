@@ -2,9 +2,9 @@
 
 The 12-megapixel photo is sent three times: as libjpeg and Pillow write it by default (baseline, one
 serial entropy-coded stream); with a restart marker after every MCU row (as ``cjpeg -restart 1`` writes
-it), which the service decodes in strips on several cores (``service/jpeg_strips.py``); and progressive
+it), which the service decodes in strips on several cores (``service/imaging/jpeg/strips.py``); and progressive
 (``cjpeg -progressive``, common on the web), which the service decodes without the scans 1/8 scale
-never reads (``service/jpeg_progressive.py``). For each
+never reads (``service/imaging/jpeg/progressive.py``). For each
 server the uploads alternate call by call, so all see the same machine load. For the service, the
 decode stage it reports (``timings_ms.decode``: header parse, reduced-scale decode, EXIF
 orientation) is kept too: it is what grows with the file.

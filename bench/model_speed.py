@@ -14,8 +14,8 @@ import torch
 
 from bench.common import add_common_args, print_rows, profile_of, time_alternating, write_result
 from bench.fixture import bench_model, load_torch_model
-from service.app import load_engine
 from service.cpus import usable_cores
+from service.inference.engine import Engine
 from service.settings import Settings
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     for threads in thread_counts:
         torch.set_num_threads(threads)
         # ONNX Runtime as the service runs it, with the same thread count as PyTorch
-        engine = load_engine(Settings(model_path=model.onnx_path, intra_op_threads=threads))
+        engine = Engine.from_settings(Settings(model_path=model.onnx_path, intra_op_threads=threads))
         for batch in args.batches or ([1, 2] if args.smoke else [1, 8]):
             x = np.random.default_rng(batch).random((batch, 3, 256, 256), dtype=np.float32)
             xt = torch.from_numpy(x)

@@ -27,12 +27,21 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import MIN_SAMPLES, Stats, add_common_args, jpeg_bytes, print_rows, profile_of, write_result
+from bench.common import (
+    MIN_SAMPLES,
+    Stats,
+    add_common_args,
+    jpeg_bytes,
+    parse_server_timing,
+    print_rows,
+    profile_of,
+    write_result,
+)
 from bench.fixture import BenchModel, bench_model, reference_model
 from bench.rawhttp import RawClient, Reply, multipart_file
 from bench.servers import served
-from service.app import load_engine
-from service.middleware import SERVER_TIMING_HEADER, parse_server_timing
+from service.http.middleware import SERVER_TIMING_HEADER
+from service.inference.engine import Engine
 from service.settings import Settings
 
 
@@ -57,7 +66,7 @@ def measure(
     The bare call uses the service's own session factory and settings (``POSE_*`` and defaults). Only the
     exchange itself is timed; reading the minimal client's reply (JSON, ``Server-Timing``) comes after.
     """
-    engine = load_engine(Settings(model_path=model_path))
+    engine = Engine.from_settings(Settings(model_path=model_path))
     x = np.random.default_rng(0).random((1, 3, *engine.info.metadata.input_size), dtype=np.float32)
     stages: dict[str, list[float]] = defaultdict(list)
     split: dict[str, list[float]] = defaultdict(list)  # the minimal client's overhead, request by request

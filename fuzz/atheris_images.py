@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the image-decoding path with atheris (run by hand; not part of the test suite).
 
 The target is the upload path of the service: ``open_image`` (header, limits) then ``decode_rgb``
-(pixels, EXIF orientation, RGB). Any exception other than :class:`service.errors.ApiError` (the
+(pixels, EXIF orientation, RGB). Any exception other than :class:`service.http.errors.ApiError` (the
 service's 4xx error type) is a finding; atheris stops and writes the input to ``crash-<sha1>``.
 
 Set up once (atheris is optional and not in requirements/; 3.0.0 is the newest release with a CPython 3.11
@@ -46,7 +46,7 @@ def write_seeds(folder: Path) -> int:
         "png16_rgb": corpus.png_16bit_rgb(),
         "png16_gray": corpus.png_16bit_gray(),
         "jpeg_cmyk": corpus.cmyk_jpeg(),
-        # 800x600: decoded at 1/8 scale for min_size (64, 64), through service.jpeg_progressive's rewrite
+        # 800x600: decoded at 1/8 scale for min_size (64, 64), through service.imaging.jpeg.progressive's rewrite
         "jpeg_progressive": corpus.encode(corpus.rgb_image(800, 600), "JPEG", quality=75, progressive=True),
         "png_palette_alpha": corpus.palette_png_with_transparency(),
         "png_bomb_header": corpus.png_declaring(100_000, 100_000),
@@ -69,8 +69,8 @@ def main(argv: list[str]) -> int:
     with atheris.instrument_imports():
         import PIL.Image  # noqa: F401 - instrument Pillow's Python plugins too
 
-        from service.errors import ApiError
-        from service.images import decode_rgb, open_image
+        from service.http.errors import ApiError
+        from service.imaging.decode import decode_rgb, open_image
 
     def one_input(data: bytes) -> None:
         content_type = CONTENT_TYPES[len(data) % len(CONTENT_TYPES)]  # every byte stays image data

@@ -1,19 +1,27 @@
-"""Safe checkpoint reading: ``torch.load(..., weights_only=True)`` and nothing else.
+"""Checkpoints: the training checkpoint's schema, and safe reading of any ``.pt`` file.
 
-A checkpoint that needs arbitrary unpickling (custom classes, ``__reduce__`` payloads)
-is refused before anything in it runs.
+Every read goes through ``torch.load(..., weights_only=True)``: a checkpoint that needs arbitrary
+unpickling (custom classes, ``__reduce__`` payloads) is refused before anything in it runs.
+:class:`TrainingCheckpoint` is the one description of what ``train`` writes and what resuming,
+``export`` and ``evaluate`` read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
-import subprocess
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from model_export.model import StackedHourglass
+from service.core.layout import KeypointLayout
 
 # Besides tensors and plain containers, numeric numpy arrays are accepted (training checkpoints keep
 # numpy's RNG state): rebuilding an array or a dtype runs no user code.
@@ -87,17 +95,117 @@ def strip_prefixes(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) ->
     return state
 
 
-def code_version() -> str:
-    """``git describe`` of this checkout (with -dirty), or 'unknown' outside git."""
-    try:
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
+CONFIG_KEYS = ("stacks", "features", "joints", "order")  # StackedHourglass(**config)
+
+
+@dataclass
+class TrainingCheckpoint:
+    """Weights, the network's shape and input geometry, and (for resuming) where training stands.
+
+    On disk it is a plain dict of these fields (``best`` is stored as ``best_pckh``), readable without
+    this class. ``optimizer``, ``scheduler``, ``scaler`` and ``rng`` are what an exact resume needs;
+    a checkpoint without them can still be exported, evaluated or used as ``--init``.
+    """
+
+    model: dict[str, torch.Tensor]
+    config: dict[str, int]
+    input_size: tuple[int, int] = (256, 256)
+    heatmap_stride: int = 4
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float = -1.0  # best validation score so far (the primary metric of the run's validation)
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    layout: dict[str, Any] | None = None  # {names, flip_pairs, skeleton}; None: the default for the joint count
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrainingCheckpoint:
+        """Load and check ``path`` (CheckpointError when unsafe, unreadable or not a training checkpoint)."""
+        return cls.from_dict(load_checkpoint(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> TrainingCheckpoint:
+        if not isinstance(raw, dict) or "model" not in raw or "config" not in raw:
+            raise CheckpointError("not a training checkpoint: expected a dict with 'model' and 'config'")
+        config = raw["config"]
+        missing = [k for k in CONFIG_KEYS if k not in config] if isinstance(config, dict) else list(CONFIG_KEYS)
+        if missing:
+            raise CheckpointError(f"checkpoint 'config' lacks {', '.join(missing)}")
+        try:
+            size = raw.get("input_size") or (256, 256)
+            return cls(
+                model=strip_prefixes(state_dict_of(raw, "model"), ("_orig_mod.", "module.")),
+                config={k: int(config[k]) for k in CONFIG_KEYS},
+                input_size=(int(size[0]), int(size[1])),
+                heatmap_stride=int(raw.get("heatmap_stride", 4)),
+                step=int(raw.get("step", 0)),
+                epoch=int(raw.get("epoch", 0)),
+                batch_in_epoch=int(raw.get("batch_in_epoch", 0)),
+                best=float(raw.get("best_pckh", -1.0)),
+                optimizer=raw.get("optimizer"),
+                scheduler=raw.get("scheduler"),
+                scaler=raw.get("scaler"),
+                rng=raw.get("rng"),
+                provenance=dict(raw.get("provenance") or {}),
+                args=dict(raw.get("args") or {}),
+                layout=raw.get("layout"),
+            )
+        except (TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"malformed training checkpoint: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["input_size"] = list(self.input_size)
+        raw["best_pckh"] = raw.pop("best")
+        return {k: v for k, v in raw.items() if v is not None}
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so a run stopped at any moment leaves a readable file."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.to_dict(), tmp)
+        os.replace(tmp, path)
+
+    @property
+    def resumable(self) -> bool:
+        return self.optimizer is not None and self.scheduler is not None
+
+    def build_model(self) -> StackedHourglass:
+        """The network of ``config`` with these weights (CheckpointError naming any mismatched tensor)."""
+        model = StackedHourglass(**self.config)
+        load_exact(model, self.model)
+        return model
+
+    def keypoint_layout(self) -> KeypointLayout:
+        """The joints' names, flip pairs and limbs (CheckpointError when ``layout`` is malformed)."""
+        if self.layout is None:
+            return KeypointLayout.default_for(self.config["joints"])
+        try:
+            return KeypointLayout(
+                names=tuple(self.layout["names"]),
+                flip_pairs=tuple(tuple(p) for p in self.layout.get("flip_pairs", ())),
+                skeleton=tuple(tuple(p) for p in self.layout.get("skeleton", ())),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint 'layout' is malformed: {exc}") from exc
+
+
+def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """``load_state_dict`` that names the first missing, unexpected or mis-shaped tensor."""
+    expected = model.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            raise CheckpointError(f"checkpoint has no tensor '{name}'")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"tensor '{name}' has shape {tuple(state[name].shape)}, the model needs {tuple(tensor.shape)}"
+            )
+    for name in state:
+        if name not in expected:
+            raise CheckpointError(f"unexpected tensor '{name}' in checkpoint")
+    model.load_state_dict(dict(state), strict=True)

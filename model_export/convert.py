@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from model_export.checkpoint import CheckpointError, load_checkpoint, sha256_of, state_dict_of, strip_prefixes
-from model_export.export import DEFAULT_INPUT_SIZE, ExportError, cli_command, export_onnx
+from model_export.export import DEFAULT_INPUT_SIZE, ExportError, export_onnx
 from model_export.model import StackedHourglass
+from model_export.provenance import command_line
 
 PRINCETON = "princeton"
 PRINCETON_SOURCE = "princeton-vl/pytorch_stacked_hourglass"
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         provenance = {"dataset": args.dataset, "source_checkpoint": checkpoint_info}
         argv = ["convert", "--from", args.source_format, str(args.checkpoint), "--out", str(args.out)]
         argv += ["--half"] * args.half + ["--input-size", *map(str, args.input_size), "--dataset", args.dataset]
-        export_onnx(model, args.out, args.input_size, provenance, half=args.half, command=cli_command(argv))
+        export_onnx(model, args.out, args.input_size, provenance, half=args.half, command=command_line(argv))
     except (CheckpointError, ConversionError, ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

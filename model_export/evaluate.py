@@ -4,7 +4,7 @@
 (:mod:`model_export.photo_eval`); the rest of this module scores crops:
 
 The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
-(:class:`service.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
+(:class:`service.core.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
 (flip test). On MPII the predictions are mapped back to the original image with each sample's
 ``inverse`` matrix and scored there against the official ground truth and head boxes; on the
 synthetic figures they are scored in crop pixels with each figure's own head size.
@@ -26,8 +26,8 @@ from model_export.data.augment import transform_points
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
 from model_export.data.sources import DEFAULT_DATA_ROOT
 from model_export.metrics import PCKhResult, pckh
-from service.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
-from service.skeleton import KeypointLayout
+from service.core.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
+from service.core.layout import KeypointLayout
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
@@ -55,7 +55,7 @@ class OnnxRunner:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from service.metadata import ModelMetadata
+        from service.core.contract import ModelMetadata
 
         path = Path(path)
         if not path.is_file():
@@ -113,17 +113,15 @@ class TorchRunner:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> TorchRunner:
         """Load a training checkpoint (``model`` state dict + ``config``, as ``train`` writes it)."""
-        from model_export.checkpoint import CheckpointError, load_checkpoint
-        from model_export.export import model_from_training_checkpoint
+        from model_export.checkpoint import CheckpointError, TrainingCheckpoint
 
         try:
-            checkpoint = load_checkpoint(path)
-            model = model_from_training_checkpoint(checkpoint)
+            checkpoint = TrainingCheckpoint.read(path)
+            model, layout = checkpoint.build_model(), checkpoint.keypoint_layout()
         except CheckpointError as exc:
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             raise EvaluationError(message) from exc
-        size = checkpoint.get("input_size") or (256, 256)
-        return cls(model, input_size=tuple(size), device=device, description=f"checkpoint:{path}")
+        return cls(model, layout, checkpoint.input_size, device=device, description=f"checkpoint:{path}")
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -344,8 +342,8 @@ def _progress_bar() -> Callable[[int, int], None] | None:
 # ------------------------------------------------------------------ real photos
 def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], np.ndarray], str]:
     """``(ModelInfo, blocking model call, description)`` of ``--onnx`` (the service's engine) or ``--checkpoint``."""
-    from service.engine import Engine, ModelInfo, ModelLoadError
-    from service.metadata import ModelMetadata
+    from service.core.contract import ModelMetadata
+    from service.inference.engine import Engine, ModelInfo, ModelLoadError
 
     if args.onnx:
         try:

@@ -2,7 +2,7 @@
 
 Contract: one input ``image`` float32 (N, 3, H, W) RGB in [0, 1] with a dynamic batch;
 one output ``heatmaps`` float32 (N, K, H/4, W/4), the last stack only; opset 18;
-``metadata_props`` as defined in :mod:`service.metadata`. ``--half`` stores float16
+``metadata_props`` as defined in :mod:`service.core.contract`. ``--half`` stores float16
 weights and computes in float16 between Cast nodes, so input and output stay float32.
 
 Every export is checked before it is written: ``onnx.checker`` full check, then ONNX
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import io
 import operator
 import os
-import shlex
 import sys
 import time
 import warnings
@@ -35,17 +33,11 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from model_export.checkpoint import (
-    CheckpointError,
-    code_version,
-    load_checkpoint,
-    sha256_of,
-    state_dict_of,
-    strip_prefixes,
-)
+from model_export.checkpoint import CheckpointError, TrainingCheckpoint, sha256_of
 from model_export.model import StackedHourglass
-from service.metadata import ModelMetadata
-from service.skeleton import KeypointLayout
+from model_export.provenance import command_line, stamp
+from service.core.contract import ModelMetadata
+from service.core.layout import KeypointLayout
 
 OPSET = 18
 INPUT_NAME = "image"
@@ -276,64 +268,15 @@ def _relative_error(got: np.ndarray, expected: np.ndarray) -> float:
 
 def complete_provenance(provenance: Mapping[str, Any] | None, half: bool, command: str | None = None) -> dict[str, Any]:
     """Caller's provenance plus the facts of this export (date, command, code version, exporter), which win."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible builds pin the date
-    now = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
     return {
         **dict(provenance or {}),
-        "date": now.replace(microsecond=0).isoformat(),
-        "command": command or _command_line(),
-        "code_version": code_version(),
+        **stamp(command),
         "exporter": f"torch {torch.__version__}, onnx {onnx.__version__}, opset {OPSET}",
         "weights_dtype": "float16" if half else "float32",
     }
 
 
-def cli_command(argv: Sequence[str]) -> str:
-    """How a ``python -m model_export`` invocation with these arguments is typed."""
-    return shlex.join(["python", "-m", "model_export", *argv])
-
-
-def _command_line() -> str:
-    """This process's command line, with ``python -m model_export`` spelled as typed."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "__main__.py":
-        argv[:1] = ["-m", Path(argv[0]).parent.name]
-    return shlex.join(["python", *argv])
-
-
 # ---- our own training checkpoints -------------------------------------------------------------
-
-CONFIG_KEYS = ("stacks", "features", "joints", "order")
-
-
-def model_from_training_checkpoint(checkpoint: Any) -> StackedHourglass:
-    """Build the network described by a training checkpoint's ``config`` and load its ``model`` weights."""
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise CheckpointError("not a training checkpoint: expected a dict with 'model' and 'config'")
-    config = checkpoint["config"]
-    missing = [k for k in CONFIG_KEYS if k not in config] if isinstance(config, dict) else list(CONFIG_KEYS)
-    if missing:
-        raise CheckpointError(f"checkpoint 'config' lacks {', '.join(missing)}")
-    model = StackedHourglass(**{k: int(config[k]) for k in CONFIG_KEYS})
-    state = strip_prefixes(state_dict_of(checkpoint, "model"), ("_orig_mod.", "module."))
-    load_exact(model, state)
-    return model
-
-
-def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """``load_state_dict`` that names the first missing, unexpected or mis-shaped tensor."""
-    expected = model.state_dict()
-    for name, tensor in expected.items():
-        if name not in state:
-            raise CheckpointError(f"checkpoint has no tensor '{name}'")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"tensor '{name}' has shape {tuple(state[name].shape)}, the model needs {tuple(tensor.shape)}"
-            )
-    for name in state:
-        if name not in expected:
-            raise CheckpointError(f"unexpected tensor '{name}' in checkpoint")
-    model.load_state_dict(dict(state), strict=True)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -356,40 +299,27 @@ def export_checkpoint(
     """Export one of our training checkpoints (``model``, ``config``, optional ``input_size``,
     ``provenance`` and ``layout`` {names, flip_pairs, skeleton}) under the contract."""
     checkpoint_path = Path(checkpoint_path)
-    checkpoint = load_checkpoint(checkpoint_path)
-    model = model_from_training_checkpoint(checkpoint)
+    checkpoint = TrainingCheckpoint.read(checkpoint_path)
+    model = checkpoint.build_model()
     source = {
         "format": "hourglass-serve training checkpoint",
         "file": checkpoint_path.name,
         "sha256": sha256_of(checkpoint_path),
-        **{k: checkpoint[k] for k in ("step", "epoch") if k in checkpoint},
+        "step": checkpoint.step,
+        "epoch": checkpoint.epoch,
     }
-    training = dict(checkpoint.get("provenance") or {})
+    training = checkpoint.provenance
     provenance = {"dataset": training.get("dataset", "unknown"), "source_checkpoint": source, "training": training}
-    layout = _layout_of(checkpoint)
-    size = input_size or checkpoint.get("input_size") or DEFAULT_INPUT_SIZE
+    layout = checkpoint.keypoint_layout()
+    size = input_size or checkpoint.input_size
     return export_onnx(model, out_path, size, provenance, half=half, layout=layout, log=log, command=command)
-
-
-def _layout_of(checkpoint: dict[str, Any]) -> KeypointLayout | None:
-    raw = checkpoint.get("layout")
-    if raw is None:
-        return None
-    try:
-        return KeypointLayout(
-            names=tuple(raw["names"]),
-            flip_pairs=tuple(tuple(p) for p in raw.get("flip_pairs", ())),
-            skeleton=tuple(tuple(p) for p in raw.get("skeleton", ())),
-        )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint 'layout' is malformed: {exc}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         argv = ["export", "--checkpoint", str(args.checkpoint), "--out", str(args.out)]
         argv += ["--half"] * args.half + (["--input-size", *map(str, args.input_size)] if args.input_size else [])
-        export_checkpoint(args.checkpoint, args.out, args.half, args.input_size, command=cli_command(argv))
+        export_checkpoint(args.checkpoint, args.out, args.half, args.input_size, command=command_line(argv))
     except (CheckpointError, ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -402,6 +332,4 @@ __all__ = [
     "LastStackHeatmaps",
     "export_checkpoint",
     "export_onnx",
-    "load_checkpoint",
-    "model_from_training_checkpoint",
 ]

@@ -1,6 +1,6 @@
 """Real-photo evaluation: LSP test (im1001..im2000) through the service's own prediction pipeline.
 
-Every photo goes through :class:`service.predictor.Predictor` exactly as an upload to ``POST /predict``
+Every photo goes through :class:`service.inference.pipeline.Pipeline` exactly as an upload to ``POST /predict``
 does (the JPEG bytes decoded by the service's decoder, the letterbox or ``bbox`` crop, the model, the
 decoder with the chosen refinement and flip, the exact inverse back to image pixels), so the numbers are
 what a user gets, not what a training crop gets. Two modes:
@@ -23,7 +23,6 @@ import math
 import mimetypes
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,11 +30,11 @@ import numpy as np
 from model_export.data.lsp import LSP_JOINTS
 from model_export.data.people import PersonRecord
 from model_export.metrics import PCKhResult, pckh
-from service.codec import Refine
-from service.engine import ModelInfo
-from service.predictor import PredictOptions, Predictor, ThreadedInfer, Upload
+from service.core.codec import Refine
+from service.core.layout import MPII, MPII_JOINTS, KeypointLayout
+from service.inference.engine import ModelInfo
+from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
 from service.settings import Settings
-from service.skeleton import MPII, MPII_JOINTS, KeypointLayout
 
 MODES: tuple[str, ...] = ("box", "whole")
 PCK_THRESHOLD = 0.2
@@ -115,15 +114,15 @@ def predict_photos(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    predictor = Predictor(info, SimpleNamespace(infer=ThreadedInfer(run)), MAX_PIXELS)
+    pipeline = Pipeline(info, DirectInference(run), MAX_PIXELS)
 
     async def all_photos() -> np.ndarray:
         out = np.zeros((len(records), info.metadata.num_joints, 2))
         for i, record in enumerate(records):
             upload = Upload(record.image.read_bytes(), mimetypes.guess_type(record.image.name)[0], record.image.name)
             options = PredictOptions(refine=refine, flip=flip, bbox=record.box() if mode == "box" else None)
-            [prediction] = await predictor.predict_uploads([upload], options)
-            out[i] = [(k.x, k.y) for k in prediction.result.keypoints]
+            [prediction] = await pipeline.predict_uploads([upload], options)
+            out[i] = prediction.points
             if progress is not None:
                 progress(i + 1, len(records))
         return out

@@ -34,14 +34,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from model_export.checkpoint import code_version, load_checkpoint
+from model_export.checkpoint import CheckpointError, TrainingCheckpoint
 from model_export.data import sources
 from model_export.data.augment import default_codec
 from model_export.data.people import TORSO_SIZE
 from model_export.metrics import pckh
 from model_export.model import StackedHourglass
-from service.codec import HeatmapCodec
-from service.skeleton import KeypointLayout
+from model_export.provenance import stamp
+from service.core.codec import HeatmapCodec
+from service.core.layout import KeypointLayout
 
 CSV_FIELDS = ("time", "epoch", "step", "phase", "loss", "lr", "images_per_s", "pckh", "pckh_0.1", "pck_0.2")
 
@@ -259,13 +260,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically, so a run stopped at any moment leaves a readable file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------- validation
 @dataclass
 class Validation:
@@ -415,30 +409,61 @@ def run(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _train(args: argparse.Namespace, ctx: Context) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = load_checkpoint(args.resume) if args.resume else None
-    init = load_checkpoint(args.init) if args.init and checkpoint is None else None
-    config = {"stacks": args.stacks, "features": args.features, "joints": args.joints, "order": args.order}
-    if checkpoint is not None or init is not None:
-        config = {k: int(v) for k, v in (checkpoint or init)["config"].items()}
-    torch.manual_seed(args.seed + ctx.rank)
-    np.random.seed(args.seed + ctx.rank)
-    random.seed(args.seed + ctx.rank)
+# ---------------------------------------------------------------- one run, in named steps
+@dataclass
+class Run:
+    """One training run: its network, optimiser and data, and where training stands."""
 
-    if args.input_size is None:
-        args.input_size = int(checkpoint["input_size"][0]) if checkpoint is not None else 256
-    codec = default_codec((args.input_size, args.input_size))
-    train_set, val_set = build_datasets(args, codec)
-    layout = getattr(train_set, "layout", KeypointLayout.default_for(config["joints"]))
-    sampler = ResumableSampler(train_set, ctx, shuffle=args.dataset == "mpii", seed=args.seed)
+    args: argparse.Namespace
+    ctx: Context
+    out: Path
+    codec: HeatmapCodec
+    layout: KeypointLayout
+    train_set: Any
+    val_set: Any
+    sampler: ResumableSampler
+    model: StackedHourglass
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    scaler: torch.amp.GradScaler
+    dtype: torch.dtype | None
+    provenance: dict[str, Any]
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float = -1.0
 
-    model = StackedHourglass(**config).to(ctx.device)
-    if init is not None:
-        model.load_state_dict(init["model"])
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    def snapshot(self) -> TrainingCheckpoint:
+        """What ``last.pt``/``best.pt`` hold: the weights plus everything an exact resume needs."""
+        return TrainingCheckpoint(
+            model=self.model.state_dict(),
+            config=dict(self.model.config),
+            input_size=self.codec.input_size,
+            heatmap_stride=self.codec.stride,
+            step=self.step,
+            epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch,
+            best=self.best,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+            rng=rng_state(),
+            provenance=self.provenance,
+            args={k: v for k, v in vars(self.args).items() if isinstance(v, (str, int, float, bool, type(None)))},
+        )
+
+
+def read_start(args: argparse.Namespace) -> tuple[TrainingCheckpoint | None, TrainingCheckpoint | None]:
+    """``(resume, init)``: the checkpoint to continue exactly, or the one whose weights start a new run."""
+    resume = TrainingCheckpoint.read(args.resume) if args.resume else None
+    init = TrainingCheckpoint.read(args.init) if args.init and resume is None else None
+    return resume, init
+
+
+def make_optimizer(
+    args: argparse.Namespace, model: nn.Module
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
     if args.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(
             model.parameters(), lr=args.lr, weight_decay=args.weight_decay
@@ -446,152 +471,187 @@ def _train(args: argparse.Namespace, ctx: Context) -> int:
     else:
         optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     milestones = [int(m) for m in args.lr_milestones.split(",") if m.strip()]
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.lr_gamma)
+    return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.lr_gamma)
+
+
+def make_provenance(
+    args: argparse.Namespace, resume: TrainingCheckpoint | None, init: TrainingCheckpoint | None
+) -> dict[str, Any]:
+    """How this run was started (and, on resume, how the run it continues was)."""
+    provenance: dict[str, Any] = {"dataset": args.dataset, **stamp()}
+    if init is not None:
+        provenance["init"] = {"checkpoint": str(args.init), "step": init.step}
+    if resume is not None and resume.provenance:
+        provenance = {**resume.provenance, "resumed": provenance}
+    return provenance
+
+
+def start_run(args: argparse.Namespace, ctx: Context) -> Run:
+    """Build the network, data and optimiser; continue from ``--resume`` or start from ``--init``."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    resume, init = read_start(args)
+    config = {"stacks": args.stacks, "features": args.features, "joints": args.joints, "order": args.order}
+    if resume is not None or init is not None:
+        config = dict((resume or init).config)
+    torch.manual_seed(args.seed + ctx.rank)
+    np.random.seed(args.seed + ctx.rank)
+    random.seed(args.seed + ctx.rank)
+
+    if args.input_size is None:
+        args.input_size = resume.input_size[0] if resume is not None else 256
+    codec = default_codec((args.input_size, args.input_size))
+    train_set, val_set = build_datasets(args, codec)
+    layout = getattr(train_set, "layout", KeypointLayout.default_for(config["joints"]))
+    sampler = ResumableSampler(train_set, ctx, shuffle=args.dataset == "mpii", seed=args.seed)
+
+    model = StackedHourglass(**config).to(ctx.device)
+    if init is not None:
+        model.load_state_dict(init.model)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = make_optimizer(args, model)
     dtype = amp_dtype(args, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16 and ctx.device.type == "cuda")
-
-    step, epoch, batch_in_epoch, best = 0, 0, 0, -1.0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scheduler.milestones = Counter(milestones)  # the schedule is the command line's
-        if "scaler" in checkpoint:
-            scaler.load_state_dict(checkpoint["scaler"])
-        step, epoch = int(checkpoint["step"]), int(checkpoint["epoch"])
-        batch_in_epoch = int(checkpoint.get("batch_in_epoch", 0))
-        best = float(checkpoint.get("best_pckh", -1.0))
-        if "rng" in checkpoint:
-            set_rng_state(checkpoint["rng"])
     net: nn.Module = model
     if ctx.distributed:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
+    run = Run(
+        args, ctx, out, codec, layout, train_set, val_set, sampler, model, net, optimizer, scheduler, scaler, dtype,
+        make_provenance(args, resume, init),
+    )  # fmt: skip
+    if resume is not None:
+        restore(run, resume)
+    return run
 
-    provenance = {
-        "dataset": args.dataset,
-        "command": " ".join(["python -m model_export", *sys.argv[1:]])
-        if sys.argv[0].endswith("__main__.py")
-        else " ".join(sys.argv),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "code_version": code_version(),
-    }
-    if init is not None:
-        provenance["init"] = {"checkpoint": str(args.init), "step": int(init.get("step", 0))}
-    if checkpoint is not None and "provenance" in checkpoint:
-        provenance = {**checkpoint["provenance"], "resumed": provenance}
 
-    def state(tag_epoch: int, tag_batch: int) -> dict[str, Any]:
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "config": config,
-            "input_size": list(codec.input_size),
-            "heatmap_stride": codec.stride,
-            "step": step,
-            "epoch": tag_epoch,
-            "batch_in_epoch": tag_batch,
-            "best_pckh": best,
-            "rng": rng_state(),
-            "provenance": provenance,
-            "args": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))},
-        }
+def restore(run: Run, checkpoint: TrainingCheckpoint) -> None:
+    """Continue exactly where ``checkpoint`` stopped (mid-epoch included); the lr schedule is the command line's."""
+    if not checkpoint.resumable:
+        raise CheckpointError("the checkpoint has no optimiser state to resume from; start a new run with --init")
+    milestones = run.scheduler.milestones
+    run.model.load_state_dict(checkpoint.model)
+    run.optimizer.load_state_dict(checkpoint.optimizer)
+    run.scheduler.load_state_dict(checkpoint.scheduler)
+    run.scheduler.milestones = Counter(milestones)
+    if checkpoint.scaler is not None:
+        run.scaler.load_state_dict(checkpoint.scaler)
+    run.step, run.epoch, run.batch_in_epoch = checkpoint.step, checkpoint.epoch, checkpoint.batch_in_epoch
+    run.best = checkpoint.best
+    if checkpoint.rng is not None:
+        set_rng_state(checkpoint.rng)
 
-    log = RunLog(out, ctx.main)
-    val_loader = make_loader(val_set, None, args.batch_size, args.workers, drop_last=False) if ctx.main else None
+
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> float:
+    """One optimiser step on one batch; returns its loss."""
+    device, args = run.ctx.device, run.args
+    images = batch["image"].to(device, non_blocking=True)
+    if args.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    target, weight = batch["target"].to(device), batch["weight"].to(device)
+    with _autocast(device, run.dtype):
+        pred = run.net(images)
+    loss = heatmap_loss(pred, target, weight)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if args.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    run.batch_in_epoch += 1
+    return float(loss.detach())
+
+
+def train_epoch(run: Run, log: RunLog, deadline: float) -> bool:
+    """Train to the end of the current epoch (from where it stands); True when the run must stop."""
+    args, ctx = run.args, run.ctx
+    if hasattr(run.train_set, "set_epoch"):
+        run.train_set.set_epoch(run.epoch)
+    run.sampler.set_epoch(run.epoch, skip=run.batch_in_epoch * args.batch_size)
+    loader = make_loader(run.train_set, run.sampler, args.batch_size, args.workers, drop_last=True)
+    total = len(run.sampler.inner) // args.batch_size
+    bar = _progress(total, run.batch_in_epoch, f"epoch {run.epoch}", ctx.main and not args.no_progress)
+    seen, window_start, window_loss, window_n = 0, time.perf_counter(), 0.0, 0
+    stop = False
+    for batch in loader:
+        loss = train_step(run, batch)
+        seen += len(batch["image"]) * ctx.world
+        window_loss += loss
+        window_n += 1
+        elapsed = time.perf_counter() - window_start
+        rate = seen / elapsed if elapsed > 0 else 0.0
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.2e}", img_s=f"{rate:.1f}", step=run.step, refresh=False)
+        if ctx.main and run.step % args.log_every == 0:
+            lr = float(run.scheduler.get_last_lr()[0])
+            log.row(run.epoch, run.step, "train", loss=window_loss / window_n, lr=lr, images_per_s=rate)
+            window_loss, window_n = 0.0, 0
+        if args.checkpoint_every and run.step % args.checkpoint_every == 0 and ctx.main:
+            run.snapshot().save(run.out / "last.pt")
+        if (args.max_steps and run.step >= args.max_steps) or out_of_time(deadline, ctx):
+            stop = True
+            break
+    if bar is not None:
+        bar.close()
+    if run.batch_in_epoch >= total:
+        run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+    return stop
+
+
+def validate_and_save(run: Run, log: RunLog, val_loader: DataLoader | None) -> None:
+    """Score the validation split, write ``last.pt`` (and ``best.pt`` when the score improved)."""
+    ctx = run.ctx
+    if ctx.main and val_loader is not None:
+        result = validate(run.model, val_loader, run.codec, ctx, run.dtype, run.args.channels_last, run.layout)
+        improved = result.primary > run.best
+        run.best = max(run.best, result.primary)
+        log.row(run.epoch, run.step, "val", loss=result.loss, **result.scores)
+        scores = " ".join(f"{name} {value:.4f}" for name, value in result.scores.items())
+        summary = f"epoch {run.epoch} step {run.step}: val loss {result.loss:.6f} {scores} (best {run.best:.4f})"
+        print(summary, flush=True)
+        print(result.table, flush=True)
+        snapshot = run.snapshot()
+        snapshot.save(run.out / "last.pt")
+        if improved:
+            snapshot.save(run.out / "best.pt")
+    if ctx.distributed:
+        dist.barrier()
+
+
+def _train(args: argparse.Namespace, ctx: Context) -> int:
+    run = start_run(args, ctx)
+    log = RunLog(run.out, ctx.main)
+    val_loader = make_loader(run.val_set, None, args.batch_size, args.workers, drop_last=False) if ctx.main else None
     if ctx.main:
-        params = sum(p.numel() for p in model.parameters())
+        params = sum(p.numel() for p in run.model.parameters())
         print(
-            f"training {config} ({params / 1e6:.2f} M parameters) on {args.dataset}, device {ctx.device}, "
-            f"world {ctx.world}, batch {args.batch_size}/process, amp {dtype}, from step {step}",
+            f"training {run.model.config} ({params / 1e6:.2f} M parameters) on {args.dataset}, device {ctx.device}, "
+            f"world {ctx.world}, batch {args.batch_size}/process, amp {run.dtype}, from step {run.step}",
             flush=True,
         )
-
-    def validate_and_save(tag_epoch: int, tag_batch: int) -> None:
-        nonlocal best
-        if ctx.main and val_loader is not None:
-            result = validate(model, val_loader, codec, ctx, dtype, args.channels_last, layout)
-            improved = result.primary > best
-            best = max(best, result.primary)
-            log.row(epoch, step, "val", loss=result.loss, **result.scores)
-            scores = " ".join(f"{name} {value:.4f}" for name, value in result.scores.items())
-            print(f"epoch {epoch} step {step}: val loss {result.loss:.6f} {scores} (best {best:.4f})", flush=True)
-            print(result.table, flush=True)
-            snapshot = state(tag_epoch, tag_batch)
-            save_checkpoint(out / "last.pt", snapshot)
-            if improved:
-                save_checkpoint(out / "best.pt", snapshot)
-        if ctx.distributed:
-            dist.barrier()
-
-    done = bool(args.max_steps and step >= args.max_steps)
+    done = bool(args.max_steps and run.step >= args.max_steps)
     deadline = time.monotonic() + 60.0 * args.max_minutes if args.max_minutes > 0 else math.inf
-    model.train()
-    while epoch < args.epochs and not done:
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch, skip=batch_in_epoch * args.batch_size)
-        loader = make_loader(train_set, sampler, args.batch_size, args.workers, drop_last=True)
-        total = len(sampler.inner) // args.batch_size
-        bar = _progress(total, batch_in_epoch, f"epoch {epoch}", ctx.main and not args.no_progress)
-        seen, window_start, window_loss, window_n = 0, time.perf_counter(), 0.0, 0
-        for batch in loader:
-            images = batch["image"].to(ctx.device, non_blocking=True)
-            if args.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            target, weight = batch["target"].to(ctx.device), batch["weight"].to(ctx.device)
-            with _autocast(ctx.device, dtype):
-                pred = net(images)
-            loss = heatmap_loss(pred, target, weight)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if args.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            batch_in_epoch += 1
-            seen += len(images) * ctx.world
-            window_loss += float(loss.detach())
-            window_n += 1
-            elapsed = time.perf_counter() - window_start
-            rate = seen / elapsed if elapsed > 0 else 0.0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.2e}", img_s=f"{rate:.1f}", step=step, refresh=False)
-            if ctx.main and step % args.log_every == 0:
-                log.row(
-                    epoch,
-                    step,
-                    "train",
-                    loss=window_loss / window_n,
-                    lr=float(scheduler.get_last_lr()[0]),
-                    images_per_s=rate,
-                )
-                window_loss, window_n = 0.0, 0
-            if args.checkpoint_every and step % args.checkpoint_every == 0 and ctx.main:
-                save_checkpoint(out / "last.pt", state(epoch, batch_in_epoch))
-            if (args.max_steps and step >= args.max_steps) or out_of_time(deadline, ctx):
-                done = True
-                break
-        if bar is not None:
-            bar.close()
-        finished_epoch = batch_in_epoch >= total
-        if finished_epoch:
-            epoch, batch_in_epoch = epoch + 1, 0
-        validate_and_save(epoch, batch_in_epoch)
+    run.model.train()
+    while run.epoch < args.epochs and not done:
+        done = train_epoch(run, log, deadline)
+        validate_and_save(run, log, val_loader)
     log.close()
     if ctx.main:
-        print(f"done at step {step}, epoch {epoch}; best validation score {best:.4f}; checkpoints in {out}", flush=True)
+        print(
+            f"done at step {run.step}, epoch {run.epoch}; best validation score {run.best:.4f}; "
+            f"checkpoints in {run.out}",
+            flush=True,
+        )
         if args.export_onnx:
-            from model_export.export import export_onnx
+            from model_export.export import export_checkpoint
 
-            source = out / "best.pt" if (out / "best.pt").exists() else out / "last.pt"
-            export_onnx(source, args.export_onnx)
+            source = run.out / "best.pt" if (run.out / "best.pt").exists() else run.out / "last.pt"
+            export_checkpoint(source, args.export_onnx)
             print(f"exported {source} to {args.export_onnx}", flush=True)
     return 0

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 import onnxruntime  # noqa: E402
 import psutil  # noqa: E402
 
-from service.errors import ApiError  # noqa: E402
-from service.images import decode_rgb, open_image  # noqa: E402
-from service.skeleton import MPII  # noqa: E402
+from service.core.layout import MPII  # noqa: E402
+from service.http.errors import ApiError  # noqa: E402
+from service.imaging.decode import decode_rgb, open_image  # noqa: E402
 from tests.helpers import fault_models  # noqa: E402
 from tests.helpers import hostile_inputs as corpus  # noqa: E402
 from tests.helpers.faults import BAD_MODELS, PNG, abandon_upload, log_lines, post_green  # noqa: E402
@@ -267,7 +267,7 @@ def markdown(report: dict[str, Any]) -> str:
     h, f, ld, fl = report["hostile"], report["fuzz"], report["load"], report["faults"]
     survived = sum(row["survived"] for row in fl)
     lines = [
-        "The service bounds its work and keeps answering (pure ASGI middlewares in `service/middleware.py`):",
+        "The service bounds its work and keeps answering (pure ASGI middlewares in `service/http/middleware.py`):",
         "",
         "- **Back-pressure**: at most `POSE_MAX_CONCURRENCY` prediction requests in flight and `POSE_MAX_QUEUE` "
         "waiting; beyond that an immediate `503` with `Retry-After` (a full dynamic-batching queue answers the same). "

@@ -7,7 +7,8 @@
 #                                            else from the committed weights/default_trunk.pt
 #   scripts/train_default.sh finish [ARGS]   stage 2: 256x256 crops from the trunk's checkpoint TRUNK (default
 #                                            weights/default_trunk.pt), Adam 2.5e-4 then 2.5e-5 after FINISH_DROP steps,
-#                                            FINISH_STEPS steps in all; writes RUNS/finish/{last,best}.pt
+#                                            FINISH_STEPS steps in all; writes RUNS/finish/{last,best}.pt and
+#                                            resumes from RUNS/finish/last.pt when it exists
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/finish/last.pt) as the default model
 #                                            (scripts/ship_default.sh) and keep the trunk's checkpoint beside it
 #
@@ -47,7 +48,9 @@ case "$STAGE" in
   finish)
     steps="${FINISH_STEPS:-1000}"
     drop="${FINISH_DROP:-700}"
-    exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" --init "${TRUNK:-weights/default_trunk.pt}" \
+    start=(--init "${TRUNK:-weights/default_trunk.pt}")
+    if [ -f "$RUNS/finish/last.pt" ]; then start=(--resume "$RUNS/finish/last.pt"); fi
+    exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
       --input-size 256 --batch-size 16 --optimizer adam --lr 2.5e-4 --lr-milestones "$drop" --lr-gamma 0.1 \
       --max-steps "$steps" --seed 1 --checkpoint-every 100 --out "$RUNS/finish" "$@"
     ;;

@@ -15,9 +15,9 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from service.app import create_app, load_engine
-from service.engine import ModelLoadError
-from service.readiness import Readiness
+from service.http.app import create_app
+from service.inference.engine import Engine, ModelLoadError
+from service.inference.readiness import Readiness
 from service.settings import Settings
 
 EXIT_BAD_SETTINGS = 2
@@ -48,7 +48,7 @@ def main() -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        engine = load_engine(settings)
+        engine = Engine.from_settings(settings)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL
@@ -58,10 +58,10 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,  # service.middleware.RequestContext writes one JSON line per request instead
+        access_log=False,  # service.http.middleware.RequestContext writes one JSON line per request instead
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
-    server = DrainingServer(config, app.state.readiness)
+    server = DrainingServer(config, app.state.services.readiness)
     # uvicorn restores the previous handler after a graceful stop and re-raises the signal through it;
     # with the default handler a drained SIGTERM would end the process with status 143 instead of 0
     signal.signal(signal.SIGTERM, server.handle_exit)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         1, ge=1, description="Inference runs on a blank image after loading, before `/readyz` turns 200."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
-    # reliability (service/middleware.py)
+    # reliability (service/http/middleware.py)
     api_key: SecretStr | None = Field(
         None,
         description="If set, every endpoint but the demo page `/`, `/healthz`, `/readyz`, `/docs` and "
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish before they are cancelled."
     )
-    # dynamic batching (service/batching.py)
+    # dynamic batching (service/inference/batching.py)
     batch_max_size: int | None = Field(
         None,
         ge=1,

@@ -16,7 +16,7 @@ from model_export.data.augment import (
     transform_points,
     warp_image,
 )
-from service.skeleton import MPII
+from service.core.layout import MPII
 
 RIGHT_ANKLE, LEFT_ANKLE = MPII.names.index("right_ankle"), MPII.names.index("left_ankle")
 

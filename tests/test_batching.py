@@ -15,7 +15,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from service.batching import GPU_DEFAULT_MAX_BATCH, BatcherClosedError, DynamicBatcher, QueueFullError, batcher_for
+from service.inference.batching import GPU_DEFAULT_MAX_BATCH, DynamicBatcher, Overloaded, ShuttingDown, batcher_for
+from tests.helpers.answers import http_answer
 from tests.helpers.images import blob_image, encode
 
 SHAPE = (3, 4, 4)  # per-image (C, H, W)
@@ -166,10 +167,9 @@ def test_queue_is_bounded(session: ort.InferenceSession) -> None:
             waiting = [asyncio.ensure_future(batcher.submit(images(k, n=2))) for k in (1, 2)]
             await asyncio.sleep(0.01)
             assert batcher.queued_images == 4
-            with pytest.raises(QueueFullError) as info:
+            with pytest.raises(Overloaded) as info:
                 await batcher.submit(images(9.0))
-            assert info.value.status == 503
-            assert info.value.code == "overloaded"
+            assert http_answer(info.value) == (503, "overloaded")
             gate.set()
             results = await asyncio.gather(busy, *waiting)
             np.testing.assert_array_equal(results[2], expected(images(2.0, n=2)))
@@ -270,7 +270,7 @@ def test_close_finishes_queued_work_then_refuses(session: ort.InferenceSession) 
 
     async def main() -> None:
         batcher = DynamicBatcher(run, max_batch_size=2, timeout_ms=1000)
-        with pytest.raises(BatcherClosedError):
+        with pytest.raises(ShuttingDown):
             await batcher.submit(images(0.0))  # not started
         await batcher.start()
         pending = [asyncio.ensure_future(batcher.submit(images(k))) for k in range(5)]
@@ -279,7 +279,7 @@ def test_close_finishes_queued_work_then_refuses(session: ort.InferenceSession) 
         results = await asyncio.gather(*pending)
         for k, y in enumerate(results):
             np.testing.assert_array_equal(y, expected(images(k)))
-        with pytest.raises(BatcherClosedError):
+        with pytest.raises(ShuttingDown):
             await batcher.submit(images(1.0))
         assert not batcher.running
 

@@ -12,7 +12,7 @@ from bench.common import jpeg_bytes
 from bench.fixture import bench_model
 from bench.rawhttp import RawClient, multipart_file
 from bench.servers import served
-from service.middleware import SERVER_TIMING_HEADER
+from service.http.middleware import SERVER_TIMING_HEADER
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""``service.cpus``: the CPU set, cgroup v1 and v2 quotas (fake trees, and a real cgroup where the tests run as
-root), physical cores, and the ONNX Runtime pool the service asks for."""
+"""``service.cpus``: the CPU set, cgroup v1 and v2 quotas (fake trees, and a real cgroup where the
+tests run as root), physical cores, and the ONNX Runtime pool the service asks for."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ PINNED_CHILD = textwrap.dedent(
     import json, os, sys
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
-    from service.engine import Engine
+    from service.inference.engine import Engine
     engine = Engine.load(sys.argv[1])
     allowed = set()
     for task in os.listdir("/proc/self/task"):

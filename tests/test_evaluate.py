@@ -13,9 +13,9 @@ from onnx import TensorProto, helper
 
 from model_export.__main__ import main
 from model_export.evaluate import EvaluationError, OnnxRunner, heldout_synthetic, predict_dataset, score
-from service.codec import flip_heatmaps
-from service.metadata import ModelMetadata
-from service.skeleton import MPII, MPII_JOINTS
+from service.core.codec import flip_heatmaps
+from service.core.contract import ModelMetadata
+from service.core.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
 SIZE = 256

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the image-decoding path: whatever the bytes, the only exception is ApiError.
+"""Property-based fuzzing of the image-decoding path: whatever the bytes, the only exception
+is a PoseError that the HTTP table answers with a 4xx.
 
 Random bytes and mutations of valid images in every accepted format (bit flips, truncation, spliced
 garbage, rewritten header size fields) go through the same two calls the service makes for an upload:
@@ -14,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.errors import ApiError
-from service.images import DecodedImage, decode_rgb, open_image
+from service.core.errors import PoseError
+from service.imaging.decode import DecodedImage, decode_rgb, open_image
 from tests.helpers import hostile_inputs as corpus
+from tests.helpers.answers import http_answer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on every corrupt EXIF block
 MAX_PIXELS = 1_000_000  # small, so mutated headers that claim huge sizes are refused cheaply
@@ -33,7 +35,7 @@ def _seeds() -> list[tuple[bytes, str]]:
         (corpus.encode(rgb, "TIFF"), "image/tiff"),
         (corpus.encode(rgb, "GIF"), "image/gif"),
         (corpus.encode(rgb, "JPEG", progressive=True), "image/jpeg"),
-        # decoded at 1/8 scale for min_size (16, 16): through service.jpeg_progressive's rewrite
+        # decoded at 1/8 scale for min_size (16, 16): through service.imaging.jpeg.progressive's rewrite
         (corpus.encode(corpus.rgb_image(160, 128), "JPEG", quality=60, progressive=True), "image/jpeg"),
         (corpus.encode(rgb.convert("LA"), "PNG"), "image/png"),
         (corpus.animated_gif(2), "image/gif"),
@@ -64,9 +66,10 @@ def decode(data: bytes, content_type: str | None) -> DecodedImage:
 def check(data: bytes, content_type: str | None) -> None:
     try:
         decode(data, content_type)
-    except ApiError as exc:
-        assert exc.status in CLIENT_STATUSES, f"client error with status {exc.status}"
-        assert exc.code and exc.message
+    except PoseError as exc:
+        status, code = http_answer(exc)
+        assert status in CLIENT_STATUSES, f"client error with status {status}"
+        assert code and exc.message
 
 
 @st.composite

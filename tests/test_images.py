@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.errors import ApiError
-from service.images import DecodedImage, decode_rgb, open_image, to_rgb
+from service.core.errors import PoseError
+from service.imaging.decode import DecodedImage, decode_rgb, open_image, to_rgb
+from tests.helpers.answers import http_answer
 from tests.helpers.images import blob_image, encode, with_orientation
 
 LIMIT = 50_000_000
@@ -137,28 +138,28 @@ def test_rotated_large_jpeg_reduction_uses_the_stored_axes():
     ],
 )
 def test_bad_bytes(data, status, code):
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         decode(data)
-    assert (caught.value.status, caught.value.code) == (status, code)
+    assert http_answer(caught.value) == (status, code)
 
 
 def test_declared_unsupported_type_is_415():
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         open_image(b"<svg/>", LIMIT, "image/svg+xml")
-    assert caught.value.status == 415
+    assert http_answer(caught.value)[0] == 415
 
 
 def test_pixel_limit_is_checked_before_decoding():
     data = encode(Image.new("RGB", (300, 200)), "PNG")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         open_image(data, max_pixels=300 * 200 - 1)
-    assert (caught.value.status, caught.value.code) == (413, "too_many_pixels")
+    assert http_answer(caught.value) == (413, "too_many_pixels")
     assert open_image(data, max_pixels=300 * 200).size == (300, 200)
 
 
 def test_truncated_image_is_400():
     data = encode(Image.effect_noise((200, 200), 50).convert("RGB"), "JPEG")
     opened = open_image(data[: len(data) // 3], LIMIT)  # the header is intact
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         decode_rgb(opened)
-    assert (caught.value.status, caught.value.code) == (400, "invalid_image")
+    assert http_answer(caught.value) == (400, "invalid_image")

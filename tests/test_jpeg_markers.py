@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from service.jpeg_markers import EOI, SOS, Frame, next_segment, parse_frame
+from service.imaging.jpeg.markers import EOI, SOS, Frame, next_segment, parse_frame
 from tests.helpers.hostile_inputs import jpeg
 
 

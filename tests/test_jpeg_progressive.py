@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from service import jpeg_progressive
-from service.errors import ApiError
-from service.images import decode_rgb, open_image
-from service.jpeg_progressive import decode_progressive, eighth_scale_jpeg
+from service.core.errors import PoseError
+from service.imaging.decode import decode_rgb, open_image
+from service.imaging.jpeg import progressive as jpeg_progressive
+from service.imaging.jpeg.progressive import decode_progressive, eighth_scale_jpeg
+from tests.helpers.answers import http_answer
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
 from tests.helpers.mutations import byte_edits, edited
@@ -145,9 +146,9 @@ def test_decode_rgb_takes_the_rewrite_and_gives_the_same_image(orientation, monk
         used.append(result is not None)
         return result
 
-    monkeypatch.setattr("service.images.decode_progressive", recorded)
+    monkeypatch.setattr("service.imaging.decode.decode_progressive", recorded)
     fast = decode_rgb(open_image(data, 10_000_000), (256, 192), threads=4)  # no strips for a progressive file
-    monkeypatch.setattr("service.images.decode_progressive", lambda *args: None)
+    monkeypatch.setattr("service.imaging.decode.decode_progressive", lambda *args: None)
     plain = decode_rgb(open_image(data, 10_000_000), (256, 192))
     assert used == [True]
     assert fast.size == plain.size and fast.reduction == plain.reduction == 8.0
@@ -157,9 +158,9 @@ def test_decode_rgb_takes_the_rewrite_and_gives_the_same_image(orientation, monk
 def test_a_truncated_progressive_jpeg_is_still_a_client_error():
     data = jpeg(rgb_image(2400, 1800, seed=8))
     for cut in (len(data) // 3, len(data) - 2):  # inside a kept scan; only the end marker missing
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(PoseError) as caught:
             decode_rgb(open_image(data[:cut], 10_000_000), (256, 192))
-        assert caught.value.status == 400
+        assert http_answer(caught.value)[0] == 400
 
 
 SEED = jpeg(PICTURE)

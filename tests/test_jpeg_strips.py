@@ -11,16 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from service import jpeg_strips
+from service.core.errors import PoseError
 from service.cpus import usable_cores
-from service.errors import ApiError
-from service.images import decode_rgb, open_image
-from service.jpeg_strips import (
+from service.imaging.decode import decode_rgb, open_image
+from service.imaging.jpeg import strips as jpeg_strips
+from service.imaging.jpeg.strips import (
     decode_in_strips,
     decode_threads,
     default_threads,
     plan_strips,
 )
+from tests.helpers.answers import http_answer
 from tests.helpers.hostile_inputs import rgb_image
 from tests.helpers.images import encode, with_orientation
 from tests.helpers.mutations import byte_edits, edited
@@ -162,7 +163,7 @@ def test_decode_rgb_gives_the_same_oriented_image_on_any_thread_count(orientatio
         split.append(result is not None)
         return result
 
-    monkeypatch.setattr("service.images.decode_in_strips", recorded)
+    monkeypatch.setattr("service.imaging.decode.decode_in_strips", recorded)
     data = with_orientation(rgb_image(1800, 1200, seed=4), orientation, restart_marker_rows=1)
     one, four = (decode_rgb(open_image(data, 10_000_000), (300, 200), threads) for threads in (1, 4))
     assert split == [True]  # one thread: never asked; four threads: decoded in strips
@@ -173,9 +174,9 @@ def test_decode_rgb_gives_the_same_oriented_image_on_any_thread_count(orientatio
 def test_truncated_restart_jpeg_is_still_a_client_error():
     data = with_orientation(rgb_image(1800, 1200, seed=4), 1, restart_marker_rows=1)[:-200_000]
     for threads in (1, 4):
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(PoseError) as caught:
             decode_rgb(open_image(data, 10_000_000), (300, 200), threads)
-        assert caught.value.status == 400
+        assert http_answer(caught.value)[0] == 400
 
 
 SEED = jpeg(PICTURE, restart_marker_rows=1)

@@ -29,8 +29,8 @@ from model_export.data.mpii import (
 )
 from model_export.evaluate import TorchRunner, predict_dataset, score
 from model_export.model import StackedHourglass
-from service.codec import flip_heatmaps
-from service.skeleton import MPII, MPII_JOINTS
+from service.core.codec import flip_heatmaps
+from service.core.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
 SIZE = 256

@@ -292,8 +292,8 @@ def test_dockerignore_keeps_the_context_small():
     for kept in (
         "requirements/gpu.txt",
         "requirements/serve.txt",
-        "service/app.py",
-        "service/static/index.html",
+        "service/http/app.py",
+        "service/http/static/index.html",
         "weights/default.onnx",
     ):
         assert not dockerignored(kept, patterns), kept

@@ -13,8 +13,8 @@ from model_export.__main__ import main
 from model_export.data.lsp import LSP_JOINTS
 from model_export.data.people import PersonRecord
 from model_export.photo_eval import LIMB_INDICES, LSP_INDICES, score_mode
-from service.skeleton import MPII_JOINTS
-from service.transform import plan
+from service.core.geometry import plan
+from service.core.layout import MPII_JOINTS
 from tests.helpers.fake_lsp import write_fake_lsp
 from tests.helpers.models import constant_model
 

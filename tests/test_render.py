@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from bench.common import jpeg_bytes
-from service import images
-from service.render import (
+from service.core.layout import MPII, KeypointLayout
+from service.imaging import decode as images
+from service.imaging.overlay import (
     FADED_ALPHA,
     SIDE_COLOURS,
     draw_skeleton,
@@ -28,7 +29,6 @@ from service.render import (
     render_overlay,
 )
 from service.render import main as render_main
-from service.skeleton import MPII, KeypointLayout
 from tests.helpers.server import REPO_ROOT, ServiceProcess, service_env
 
 GREY = (128, 128, 128)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from service.middleware import STATE_TIMINGS, parse_server_timing, server_timing
+from bench.common import parse_server_timing
+from service.http.middleware import STATE_TIMINGS, server_timing
 
 
 def test_server_timing_lists_the_stages_then_the_app_time():

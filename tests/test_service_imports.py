@@ -10,7 +10,7 @@ SERVICE = Path(__file__).resolve().parents[1] / "service"
 
 def test_no_private_names_imported_across_service_modules():
     offenders = []
-    for path in sorted(SERVICE.glob("*.py")):
+    for path in sorted(SERVICE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("service"):
                 offenders += [
@@ -22,7 +22,7 @@ def test_no_private_names_imported_across_service_modules():
 
 
 def test_prediction_routes_share_the_documented_error_answers():
-    from service.app import create_app
+    from service.http.app import create_app
 
     paths = create_app().openapi()["paths"]
     for path in ("/predict", "/predict/render"):

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from service.middleware import parse_server_timing
-from service.skeleton import MPII
+from bench.common import parse_server_timing
+from service.core.layout import MPII
 from tests.helpers.images import encode, gray_image
 from tests.helpers.models import renamed_output_model, slow_constant_model
 from tests.helpers.server import REPO_ROOT, run_service_once, service_env
@@ -132,7 +132,7 @@ def test_service_never_imports_torch(constant_model_path):
         from fastapi.testclient import TestClient
         from PIL import Image
         import service.__main__
-        from service.app import create_app
+        from service.http.app import create_app
         from service.settings import Settings
 
         buffer = io.BytesIO()

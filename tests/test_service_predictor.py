@@ -1,23 +1,24 @@
-"""The predictor without HTTP: decoded images and uploaded bytes take the same path to the same answer."""
+"""The pipeline without HTTP: decoded images and uploaded bytes take the same path to the same answer."""
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from service.engine import Engine
-from service.errors import ApiError
-from service.images import DecodedImage
-from service.predictor import PredictOptions, Predictor, Upload
+from service.core.errors import PoseError
+from service.imaging.decode import DecodedImage
+from service.inference.engine import Engine
+from service.inference.pipeline import BatchedInference, DirectInference, Pipeline, PredictOptions, Upload
+from tests.helpers.answers import http_answer
 from tests.helpers.images import blob_image, encode
 
 
 @pytest.fixture(scope="module")
-def predictor(blob_model_path) -> Predictor:
+def predictor(blob_model_path) -> Pipeline:
+    """A pipeline whose model calls go through an awaitable (as a batcher's do), recorded in ``calls``."""
     engine = Engine.load(blob_model_path, intra_op_threads=1)
     calls: list[int] = []
 
@@ -25,7 +26,7 @@ def predictor(blob_model_path) -> Predictor:
         calls.append(len(batch))
         return engine.run(batch)
 
-    predictor = Predictor(engine.info, SimpleNamespace(infer=infer), max_pixels=10_000_000)
+    predictor = Pipeline(engine.info, BatchedInference(infer), max_pixels=10_000_000)
     predictor.calls = calls  # type: ignore[attr-defined]
     return predictor
 
@@ -35,11 +36,10 @@ def test_decoded_images_and_uploads_agree(predictor):
     options = PredictOptions(refine="dark", flip=True)
     [from_image] = asyncio.run(predictor.predict_images([DecodedImage.from_pil(picture)], options))
     [from_bytes] = asyncio.run(predictor.predict_uploads([Upload(encode(picture), "image/png")], options))
-    assert from_image.result.model_dump() | {"timings_ms": None} == from_bytes.result.model_dump() | {
-        "timings_ms": None
-    }
-    [blob] = from_image.result.keypoints
-    assert abs(blob.x - 100.0) < 0.5 and abs(blob.y - 150.0) < 0.5
+    np.testing.assert_array_equal(from_image.points, from_bytes.points)
+    np.testing.assert_array_equal(from_image.scores, from_bytes.scores)
+    [(x, y)] = from_image.points
+    assert abs(x - 100.0) < 0.5 and abs(y - 150.0) < 0.5
     assert from_bytes.image.size == (320, 200)
 
 
@@ -47,17 +47,17 @@ def test_one_model_call_per_request_with_mirrored_copies(predictor):
     predictor.calls.clear()
     images = [DecodedImage.from_pil(Image.new("RGB", (50 + i, 40))) for i in range(3)]
     results = asyncio.run(predictor.predict_images(images, PredictOptions(flip=True)))
-    assert [r.result.image.width for r in results] == [50, 51, 52]
+    assert [r.image.size[0] for r in results] == [50, 51, 52]
     assert predictor.calls == [6]  # three images and their mirror images, one batch
 
 
 def test_bad_bbox_is_rejected_before_inference(predictor):
     predictor.calls.clear()
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         asyncio.run(
             predictor.predict_uploads([Upload(encode(Image.new("RGB", (30, 30))))], PredictOptions(bbox=(40, 0, 5, 5)))
         )
-    assert caught.value.status == 422 and predictor.calls == []
+    assert http_answer(caught.value)[0] == 422 and predictor.calls == []
 
 
 def test_io_binding_gives_the_plain_run_result(blob_model_path):
@@ -78,21 +78,18 @@ def test_io_binding_gives_the_plain_run_result(blob_model_path):
 def test_restart_marker_jpeg_predicts_the_same_on_any_decode_thread_count(blob_model_path):
     engine = Engine.load(blob_model_path, intra_op_threads=1)
 
-    async def infer(batch: np.ndarray) -> np.ndarray:
-        return engine.run(batch)
-
     picture = blob_image(2400, 1600, (1500.0, 500.0), 60.0)
     noisy = np.asarray(picture).astype(np.int16) + np.random.default_rng(0).integers(-20, 21, (1600, 2400, 3))
     data = encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), "JPEG", quality=95, restart_marker_rows=1)
     assert len(data) > 256 * 1024  # large enough to be decoded in strips
 
     def predict(threads: int):
-        predictor = Predictor(engine.info, SimpleNamespace(infer=infer), 10_000_000, decode_threads=threads)
+        predictor = Pipeline(engine.info, DirectInference(engine.run), 10_000_000, decode_threads=threads)
         [prediction] = asyncio.run(predictor.predict_uploads([Upload(data, "image/jpeg")], PredictOptions()))
         return prediction
 
     one, four = predict(1), predict(4)
     assert np.array_equal(np.asarray(one.image.image), np.asarray(four.image.image))
-    assert one.result.keypoints == four.result.keypoints
-    [blob] = four.result.keypoints
-    assert abs(blob.x - 1500.0) < 19 and abs(blob.y - 500.0) < 19  # half a heatmap cell (37.5 px)
+    np.testing.assert_array_equal(one.points, four.points)
+    [(x, y)] = four.points
+    assert abs(x - 1500.0) < 19 and abs(y - 500.0) < 19  # half a heatmap cell (37.5 px)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from service.errors import ApiError
-from service.uploads import read_uploads
+from service.http.errors import ApiError
+from service.http.uploads import read_uploads
 
 BOUNDARY = "testboundary7MA4YWxkTrZu0gW"
 

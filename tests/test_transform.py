@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.errors import ApiError
-from service.transform import draft_size, parse_bbox, plan, render
+from service.core.errors import PoseError
+from service.core.geometry import draft_size, parse_bbox, plan
+from service.imaging.resample import resample_into
+from tests.helpers.answers import http_answer
 
 INPUT = (256, 256)
 
 
 def rendered(image: Image.Image, affine, reduction: float = 1.0, full_size=None) -> np.ndarray:
     out = np.zeros((3, *INPUT), np.float32)
-    render(image, affine, out, reduction, full_size)
+    resample_into(image, affine, out, reduction, full_size)
     return out
 
 
@@ -68,16 +70,16 @@ def test_inverse_is_exact(resize):
     ],
 )
 def test_bad_boxes_are_422(bbox, size):
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PoseError) as caught:
         plan(size, INPUT, "letterbox", bbox)
-    assert caught.value.status == 422
+    assert http_answer(caught.value)[0] == 422
 
 
 @pytest.mark.parametrize(
     "text", ["1,2,3", "a,b,c,d", "1,2,inf,4", "1,2,0,4", "1,2,3,-4", "nan,2,3,4", "1,-inf,3,4", "1,2,3,1e999"]
 )
 def test_parse_bbox_rejects(text):
-    with pytest.raises(ApiError):
+    with pytest.raises(PoseError):
         parse_bbox(text)
 
 

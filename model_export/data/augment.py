@@ -1,13 +1,13 @@
 """The top-down crop recipe shared by every dataset: affine crop, augmentation, targets.
 
-Coordinates follow :mod:`service.codec`: pixel centres sit at integer coordinates,
+Coordinates follow :mod:`service.core.codec`: pixel centres sit at integer coordinates,
 so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a 2x3 matrix that
 maps source pixels to crop pixels; its exact inverse maps predictions back.
 
 Every dataset returns the same sample, a dict of float32 numpy arrays:
 
 ``image``      (3, H, W) RGB in [0, 1]
-``target``     (K, H/4, W/4) Gaussian heatmaps from :class:`~service.codec.HeatmapCodec`
+``target``     (K, H/4, W/4) Gaussian heatmaps from :class:`~service.core.codec.HeatmapCodec`
 ``weight``     (K,) 1 for joints that are labelled and inside the crop, else 0
 ``keypoints``  (K, 2) joint positions in crop pixels (x, y)
 ``visible``    (K,) 1 for joints that are labelled and inside the crop
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from service.codec import HeatmapCodec
-from service.skeleton import MPII
+from service.core.codec import HeatmapCodec
+from service.core.layout import MPII
 
 INPUT_SIZE: tuple[int, int] = (256, 256)  # (H, W)
 HEATMAP_STRIDE = 4

@@ -15,7 +15,7 @@ Conventions, as read in MMPose's ``MpiiDataset._load_annotations`` and HRNet's `
 (leoxiaobin/deep-high-resolution-net.pytorch) and ``evaluate``:
 
 - coordinates in the JSON and in ``pos_gt_src`` are Matlab's, 1-based: we subtract 1 from joints and
-  centre, which puts them in :mod:`service.codec`'s convention (pixel centres at integers). HRNet adds
+  centre, which puts them in :mod:`service.core.codec`'s convention (pixel centres at integers). HRNet adds
   the 1 back to its predictions before comparing with ``pos_gt_src``; distances are the same either way;
 - the centre moves down by ``15 * scale`` pixels and the box grows by 1.25 "to avoid cropping limbs"
   (HRNet does both; MMPose shifts in ``_load_annotations`` and pads by 1.25 in ``GetBBoxCenterScale``);
@@ -35,8 +35,8 @@ from PIL import Image
 
 from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
 from model_export.metrics import head_size_from_box
-from service.codec import HeatmapCodec
-from service.skeleton import MPII, MPII_JOINTS
+from service.core.codec import HeatmapCodec
+from service.core.layout import MPII, MPII_JOINTS
 
 NUM_JOINTS = len(MPII_JOINTS)
 PIXEL_STD = 200.0  # the person box is PIXEL_STD * scale pixels high

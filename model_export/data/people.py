@@ -5,7 +5,7 @@ Every real source (LSP, LSPET, MPII in MMPose format) becomes a list of :class:`
 
 The crop matches ``POST /predict``. The person box is the labelled joints' bounding box (LSP has no
 annotated boxes, so it is what the evaluation passes as ``bbox``); the service grows a box by
-:data:`~service.transform.BBOX_GROWTH` about its centre and letterboxes it, which is the square of side
+:data:`~service.core.geometry.BBOX_GROWTH` about its centre and letterboxes it, which is the square of side
 1.25 x the box's longer side. Training draws around that: the box centre shifted and its size scaled
 (a user's box is never the annotator's), rotation and flip; and with ``whole_image_prob`` the whole
 photo letterboxed instead (the no-box path), for records alone in their image. Padding is black, as in
@@ -24,9 +24,9 @@ from PIL import Image
 from model_export.data import lsp
 from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
 from model_export.metrics import head_size_from_box
-from service.codec import HeatmapCodec
-from service.skeleton import MPII, MPII_JOINTS
-from service.transform import BBOX_GROWTH
+from service.core.codec import HeatmapCodec
+from service.core.geometry import BBOX_GROWTH
+from service.core.layout import MPII, MPII_JOINTS
 
 NUM_JOINTS = len(MPII_JOINTS)
 # The LSP protocol's torso diameter: left shoulder to right hip (as in the LSP evaluation code of

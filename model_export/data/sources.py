@@ -13,7 +13,7 @@ from pathlib import Path
 
 from model_export.data.mixing import MixedDataset, parse_mix
 from model_export.data.people import DataError, PersonDataset, lsp_records, mpii_records
-from service.codec import HeatmapCodec
+from service.core.codec import HeatmapCodec
 
 MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "synthetic")
 LSP_FIT = range(900)  # im0001 .. im0900

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from service.codec import HeatmapCodec
-from service.skeleton import MPII
+from service.core.codec import HeatmapCodec
+from service.core.layout import MPII
 
 from .augment import AugmentConfig, default_codec, top_down_sample
 

@@ -1,7 +1,7 @@
 """Pure ASGI middlewares that keep the service answering: request ids and access logs, the API key,
 back-pressure with a per-request deadline.
 
-Order, outermost first (``service.app.create_app``)::
+Order, outermost first (``service.http.app.create_app``)::
 
     RequestContext -> MetricsMiddleware -> ApiKey -> Backpressure -> app
 
@@ -15,7 +15,6 @@ logged: no body, no query string, no headers (so no key).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -23,18 +22,13 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from service.http.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
 SERVER_TIMING_HEADER = "server-timing"
@@ -110,7 +104,7 @@ class RequestContext:
     def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
         self.app = app
         self.logger = logger or access_logger()
-        self.errors = logging.getLogger("service.errors")
+        self.errors = logging.getLogger("service.http.errors")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -215,19 +209,6 @@ def server_timing(state: dict[str, Any], started: float) -> str:
         metrics = [f"{name};dur={float(ms):.3f}" for name, ms in timings.items() if _is_number(ms)]
     metrics.append(f"app;dur={(time.perf_counter() - started) * 1000.0:.3f}")
     return ", ".join(metrics)
-
-
-def parse_server_timing(value: str) -> dict[str, float]:
-    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}`` (metrics without a duration are skipped)."""
-    durations = {}
-    for metric in value.split(","):
-        name, *params = (part.strip() for part in metric.split(";"))
-        for param in params:
-            key, _, number = param.partition("=")
-            if key.strip().lower() == "dur" and name:
-                with contextlib.suppress(ValueError):
-                    durations[name] = float(number)
-    return durations
 
 
 def _is_number(value: Any) -> bool:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.inference.pipeline import Prediction
+
 
 class Keypoint(BaseModel):
     name: str = Field(description="Joint name, in the model's order.")
@@ -53,6 +55,22 @@ class PoseResult(BaseModel):
     image: ImageSize
     model: ModelRef
     timings_ms: Timings
+
+    @classmethod
+    def from_prediction(cls, prediction: Prediction, names: tuple[str, ...], model: ModelRef) -> PoseResult:
+        """The response body for one prediction (built without re-validating the arrays' floats)."""
+        keypoints = [
+            Keypoint.model_construct(name=name, x=xy[0], y=xy[1], score=score)
+            for name, xy, score in zip(names, prediction.points.tolist(), prediction.scores.tolist(), strict=True)
+        ]
+        t = prediction.timings
+        timings = Timings.model_construct(
+            decode=t.decode, preprocess=t.preprocess, inference=t.inference, postprocess=t.postprocess
+        )
+        width, height = prediction.image.size
+        return cls.model_construct(
+            keypoints=keypoints, image=ImageSize(width=width, height=height), model=model, timings_ms=timings
+        )
 
 
 class ModelDescription(BaseModel):

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from service.cpus import usable_cores
-from service.jpeg_markers import APP0, APP14, COM, DRI, EOI, FRAME, SOS, next_segment, parse_frame
+from service.imaging.jpeg.markers import APP0, APP14, COM, DRI, EOI, FRAME, SOS, next_segment, parse_frame
 
 SEQUENTIAL_HUFFMAN_SOF = (0xC0, 0xC1)  # baseline and extended sequential DCT, Huffman coded
 MIN_STRIP_BYTES = 128 * 1024  # less entropy data per strip than this is not worth a thread hand-off
@@ -38,7 +38,7 @@ MAX_DEFAULT_THREADS = 8
 
 
 def default_threads() -> int:
-    """Strip-decoding threads when ``POSE_DECODE_THREADS`` is 0: one per usable core (``service.cpus``), at most 8."""
+    """Strip-decoding threads when ``POSE_DECODE_THREADS`` is 0: one per usable core, at most 8."""
     return min(usable_cores(), MAX_DEFAULT_THREADS)
 
 

@@ -8,10 +8,10 @@ waiting. Only requests of the same per-image shape are batched together; a reque
 ``max_batch_size`` runs alone, unsplit. The model call runs in a thread, off the event loop, and the
 output rows are split back to each request's future.
 
-The queue is bounded (in images): a full queue raises :class:`QueueFullError` (HTTP 503). A request
+The queue is bounded (in images): a full queue raises :class:`Overloaded`. A request
 cancelled while it waits leaves the queue at once; one cancelled while its batch runs just has its
 rows dropped. :meth:`DynamicBatcher.close` stops accepting, finishes what is queued (within a
-grace period) and fails whatever is left with :class:`BatcherClosedError` (also 503).
+grace period) and fails whatever is left with :class:`ShuttingDown`.
 """
 
 from __future__ import annotations
@@ -27,30 +27,17 @@ from typing import Self
 
 import numpy as np
 
-from service.errors import ApiError
+from service.core.errors import PoseError
 
 RunFn = Callable[[np.ndarray], np.ndarray]
 
 
-class BatcherUnavailableError(ApiError):
-    """The batcher cannot take the request now: HTTP 503."""
-
-    code_name = "unavailable"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, self.code_name, message)
+class Overloaded(PoseError):
+    """More images waiting than the queue allows: try again shortly."""
 
 
-class QueueFullError(BatcherUnavailableError):
-    """More images waiting than the queue allows."""
-
-    code_name = "overloaded"
-
-
-class BatcherClosedError(BatcherUnavailableError):
+class ShuttingDown(PoseError):
     """The batcher is shutting down or was never started."""
-
-    code_name = "shutting_down"
 
 
 @dataclass(eq=False)
@@ -133,7 +120,7 @@ class DynamicBatcher:
                 self._worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._worker
-        self._fail_queued(BatcherClosedError("the service is shutting down"))
+        self._fail_queued(ShuttingDown("the service is shutting down"))
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._worker = self._executor = None
@@ -151,10 +138,10 @@ class DynamicBatcher:
         if images.ndim < 1 or images.shape[0] < 1:
             raise ValueError(f"expected a non-empty (n, ...) array, got shape {images.shape}")
         if self._closing or not self.running or self._wakeup is None:
-            raise BatcherClosedError("the inference queue is not running")
+            raise ShuttingDown("the inference queue is not running")
         n = int(images.shape[0])
         if self._queued_images + n > self.max_queue:
-            raise QueueFullError(
+            raise Overloaded(
                 f"inference queue full ({self._queued_images} images waiting, limit {self.max_queue}); retry later"
             )
         request = _Request(images, asyncio.get_running_loop().create_future())
@@ -230,7 +217,7 @@ class DynamicBatcher:
             if outputs.shape[0] != images.shape[0]:
                 raise RuntimeError(f"model returned {outputs.shape[0]} rows for a batch of {images.shape[0]}")
         except asyncio.CancelledError:  # close() gave up waiting: nobody may hang on this batch
-            _fail(batch, BatcherClosedError("the service shut down while this request ran"))
+            _fail(batch, ShuttingDown("the service shut down while this request ran"))
             raise
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure
             _fail(batch, exc)

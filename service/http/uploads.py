@@ -19,8 +19,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from service.errors import ApiError
-from service.predictor import Upload
+from service.http.errors import ApiError
+from service.inference.pipeline import Upload
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the file bytes
 MAX_FORM_FIELDS = 32

@@ -1,21 +1,22 @@
-"""HTTP endpoints: thin wrappers around :class:`service.predictor.Predictor`."""
+"""HTTP endpoints: thin wrappers around :class:`service.inference.pipeline.Pipeline`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
 
-from service.codec import Refine
-from service.errors import ApiError, NotReadyError
-from service.middleware import STATE_IMAGE, STATE_TIMINGS
-from service.openapi_docs import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
-from service.predictor import Prediction, PredictOptions, Predictor
-from service.readiness import State
-from service.schemas import ErrorResponse, ModelDescription, PoseResult, Status
-from service.transform import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
-from service.uploads import read_uploads
+from service.core.codec import Refine
+from service.core.geometry import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
+from service.http.dependencies import EngineDep, PipelineDep, Services, ServicesDep
+from service.http.middleware import STATE_IMAGE, STATE_TIMINGS
+from service.http.openapi import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
+from service.http.schemas import ErrorResponse, ModelDescription, ModelRef, PoseResult, Status
+from service.http.uploads import read_uploads
+from service.inference.pipeline import Pipeline, Prediction, PredictOptions, Upload
+from service.inference.readiness import NotReady
 
 router = APIRouter()
 
@@ -56,29 +57,31 @@ async def predict_options(
 Options = Annotated[PredictOptions, Depends(predict_options)]
 
 
-def note_for_access_log(request: Request, predictions: list[Prediction]) -> None:
-    """Stage timings and image size for the request's JSON log line (``service.middleware.RequestContext``)."""
-    timings: dict[str, float] = {}
-    for p in predictions:
-        for stage, ms in p.result.timings_ms.model_dump().items():
-            timings[stage] = timings.get(stage, 0.0) + ms
-    first = predictions[0].result.image
-    setattr(request.state, STATE_TIMINGS, timings)
-    setattr(request.state, STATE_IMAGE, {"width": first.width, "height": first.height, "count": len(predictions)})
+async def predict_and_note(
+    request: Request, services: Services, pipeline: Pipeline, uploads: Sequence[Upload], options: PredictOptions
+) -> list[Prediction]:
+    """Run the uploads through the pipeline; record the stage times in the metrics and the access log."""
+    predictions = await pipeline.predict_uploads(uploads, options)
+    timings = [p.timings for p in predictions]
+    services.metrics.observe_stages(timings)
+    batch = timings[0]  # the stages after decoding ran once for the whole batch
+    stages = {
+        "decode": sum(t.decode for t in timings),
+        "preprocess": batch.preprocess,
+        "inference": batch.inference,
+        "postprocess": batch.postprocess,
+    }
+    width, height = predictions[0].image.size
+    setattr(request.state, STATE_TIMINGS, stages)
+    setattr(request.state, STATE_IMAGE, {"width": width, "height": height, "count": len(predictions)})
+    return predictions
 
 
-def get_predictor(request: Request) -> Predictor:
-    """The predictor, or 503 while the model is not ready.
-
-    While draining (SIGTERM) requests still get answers: uvicorn has stopped accepting connections,
-    and whatever already arrived is in flight and must finish; only ``/readyz`` turns 503.
-    """
-    state = request.app.state
-    readiness = state.readiness
-    predictor = getattr(state, "predictor", None)
-    if not (readiness.ready or (readiness.state is State.DRAINING and predictor is not None)):
-        raise NotReadyError(readiness.state.value)
-    return predictor
+def results(pipeline: Pipeline, predictions: Sequence[Prediction]) -> list[PoseResult]:
+    """The response bodies."""
+    info = pipeline.info
+    model = ModelRef(name=info.name, version=info.version)
+    return [PoseResult.from_prediction(p, pipeline.layout.names, model) for p in predictions]
 
 
 @router.post(
@@ -89,14 +92,12 @@ def get_predictor(request: Request) -> Predictor:
     summary="Keypoints of the person in one image",
     tags=["predict"],
 )
-async def predict(request: Request, options: Options) -> Response:
+async def predict(request: Request, options: Options, services: ServicesDep, pipeline: PipelineDep) -> Response:
     """One image as multipart field `file` or as the raw body (`Content-Type: image/...`)."""
-    predictor = get_predictor(request)
-    settings = request.app.state.settings
-    uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, allow_raw=True)
-    [prediction] = await predictor.predict_uploads(uploads, options)
-    note_for_access_log(request, [prediction])
-    return Response(prediction.result.model_dump_json(), media_type=_JSON)
+    uploads = await read_uploads(request, "file", 1, services.settings.max_upload_bytes, allow_raw=True)
+    predictions = await predict_and_note(request, services, pipeline, uploads, options)
+    [result] = results(pipeline, predictions)
+    return Response(result.model_dump_json(), media_type=_JSON)
 
 
 @router.post(
@@ -107,14 +108,12 @@ async def predict(request: Request, options: Options) -> Response:
     summary="Keypoints for several images in one model call",
     tags=["predict"],
 )
-async def predict_batch(request: Request, options: Options) -> Response:
+async def predict_batch(request: Request, options: Options, services: ServicesDep, pipeline: PipelineDep) -> Response:
     """Several images as multipart fields `files` (at most `POSE_MAX_FILES`); results in the same order."""
-    predictor = get_predictor(request)
-    settings = request.app.state.settings
+    settings = services.settings
     uploads = await read_uploads(request, "files", settings.max_files, settings.max_upload_bytes, allow_raw=False)
-    predictions = await predictor.predict_uploads(uploads, options)
-    note_for_access_log(request, predictions)
-    return Response(_RESULTS.dump_json([p.result for p in predictions]), media_type=_JSON)
+    predictions = await predict_and_note(request, services, pipeline, uploads, options)
+    return Response(_RESULTS.dump_json(results(pipeline, predictions)), media_type=_JSON)
 
 
 @router.get("/healthz", response_model=Status, tags=["ops"], summary="The process is alive")
@@ -129,10 +128,10 @@ async def healthz() -> Status:
     tags=["ops"],
     summary="The model is loaded and warmed up",
 )
-async def readyz(request: Request) -> Status:
-    readiness = request.app.state.readiness
+async def readyz(services: ServicesDep) -> Status:
+    readiness = services.readiness
     if not readiness.ready:
-        raise NotReadyError(readiness.state.value)
+        raise NotReady(readiness.state)
     return Status(status="ready")
 
 
@@ -143,10 +142,7 @@ async def readyz(request: Request) -> Status:
     tags=["ops"],
     summary="The served model",
 )
-async def model(request: Request) -> ModelDescription:
-    engine = request.app.state.engine
-    if engine is None:
-        raise ApiError(503, "not_ready", "the model is not loaded yet")
+async def model(engine: EngineDep) -> ModelDescription:
     info = engine.info
     meta = info.metadata
     return ModelDescription(
@@ -165,6 +161,6 @@ async def model(request: Request) -> ModelDescription:
 
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    content, content_type = request.app.state.metrics.exposition()
+async def metrics(services: ServicesDep) -> Response:
+    content, content_type = services.metrics.exposition()
     return Response(content, media_type=content_type)

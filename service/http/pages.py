@@ -1,7 +1,7 @@
 """The demo page (``GET /``) and the skeleton overlay (``POST /predict/render``).
 
 ``/predict/render`` reads the upload and predicts exactly as ``/predict`` does (same query parameters,
-limits, errors and predictor call), then draws the keypoints with :mod:`service.render`.
+limits, errors and pipeline call), then draws the keypoints with :mod:`service.imaging.overlay`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,19 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from service.openapi_docs import ONE_IMAGE_BODY, prediction_responses
-from service.render import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, MEDIA_TYPES, OutputFormat, encode, prediction_overlay
-from service.routes import Options, get_predictor
-from service.uploads import read_uploads
+from service.http.dependencies import PipelineDep, ServicesDep
+from service.http.openapi import ONE_IMAGE_BODY, prediction_responses
+from service.http.routes import Options, predict_and_note
+from service.http.uploads import read_uploads
+from service.imaging.overlay import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_THRESHOLD,
+    MEDIA_TYPES,
+    OutputFormat,
+    encode,
+    overlay_picture,
+    upload_decoder,
+)
 
 router = APIRouter()
 
@@ -50,6 +59,8 @@ async def index() -> HTMLResponse:
 async def predict_render(
     request: Request,
     options: Options,
+    services: ServicesDep,
+    pipeline: PipelineDep,
     max_side: Annotated[
         int, Query(ge=16, le=4096, description="Longest side of the returned picture; larger images are shrunk.")
     ] = DEFAULT_MAX_SIDE,
@@ -60,16 +71,14 @@ async def predict_render(
 ) -> Response:
     """Same input as `/predict` (multipart field `file` or raw `image/*` body); limbs are coloured by body side
     (left blue, right orange, centre green)."""
-    predictor = get_predictor(request)
-    settings = request.app.state.settings
-    uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, allow_raw=True)
-    [prediction] = await predictor.predict_uploads(uploads, options)
-    layout = request.app.state.engine.info.metadata.layout
+    uploads = await read_uploads(request, "file", 1, services.settings.max_upload_bytes, allow_raw=True)
+    [prediction] = await predict_and_note(request, services, pipeline, uploads, options)
+    upload = uploads[0]
+    reread = upload_decoder(upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads)
 
     def draw() -> bytes:
-        picture = prediction_overlay(
-            uploads[0], prediction, layout, settings.max_pixels, threshold, max_side, predictor.decode_threads
-        )
+        p = prediction
+        picture = overlay_picture(p.image, p.points, p.scores, pipeline.layout, reread, threshold, max_side)
         return encode(picture, picture_format)
 
     body = await anyio.to_thread.run_sync(draw)

@@ -2,7 +2,7 @@
 
 The contract (see the README): one float32 input ``image`` ``(N, 3, H, W)`` with a dynamic batch
 dimension, RGB in [0, 1]; an output ``heatmaps`` float32 ``(N, K, H/stride, W/stride)``; optional
-``metadata_props`` read by :class:`service.metadata.ModelMetadata`. Anything else fails at load
+``metadata_props`` read by :class:`service.core.contract.ModelMetadata`. Anything else fails at load
 with a :class:`ModelLoadError` naming the file and the reason.
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime as ort
 
 from service import cpus
-from service.metadata import MetadataError, ModelMetadata
-from service.settings import PREFERRED_PROVIDERS
+from service.core.contract import MetadataError, ModelMetadata
+from service.settings import PREFERRED_PROVIDERS, Settings
 
-log = logging.getLogger("service.engine")
+log = logging.getLogger("service.inference.engine")
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"
@@ -93,7 +93,8 @@ class Engine:
 
         ``io_binding`` (None: on when a CUDA provider is active) runs the model through an ONNX Runtime
         I/O binding: the output is allocated on the provider's device and copied to the host once.
-        ``intra_op_threads`` 0: sized from the CPUs this process may use (:func:`service.cpus.intra_op_threads`).
+        ``intra_op_threads`` 0: sized from the CPUs this process may use
+        (:func:`service.cpus.intra_op_threads`).
         """
         path = Path(path)
         digest = _file_digest(path)
@@ -139,6 +140,18 @@ class Engine:
         )
         return engine
 
+    @classmethod
+    def from_settings(cls, settings: Settings, path: Path | str | None = None) -> Engine:
+        """The model at ``path`` (default ``settings.model_path``), loaded exactly as the service loads it."""
+        return cls.load(
+            settings.model_path if path is None else path,
+            settings.providers,
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            intra_op_spinning=settings.intra_op_spinning,
+            io_binding=settings.io_binding,
+        )
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 in [0, 1] -> heatmaps ``(N, K, h, w)`` float32."""
         if self._binding_device is None:
@@ -156,12 +169,6 @@ class Engine:
 
     def blank_batch(self, batch_size: int = 1) -> np.ndarray:
         return np.zeros((batch_size, 3, *self.info.metadata.input_size), np.float32)
-
-    def warm_up(self, runs: int = 1) -> None:
-        """Run blank images through the model (allocations, kernel choices) before serving."""
-        batch = self.blank_batch()
-        for _ in range(runs):
-            self.run(batch)
 
 
 def binding_device(provider: str) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-log = logging.getLogger("service.readiness")
+from service.core.errors import PoseError
+
+log = logging.getLogger("service.inference.readiness")
 
 
 class State(StrEnum):
@@ -14,6 +16,14 @@ class State(StrEnum):
     READY = "ready"
     DRAINING = "draining"  # shutting down: stop routing new traffic here
     FAILED = "failed"  # warm-up failed; see the log
+
+
+class NotReady(PoseError):
+    """The model is not loaded and warmed up yet, or the service is shutting down."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(f"the model is not ready yet (state: {state.value})")
+        self.state = state
 
 
 class Readiness:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.skeleton import KeypointLayout
+from service.core.layout import KeypointLayout
 
 # metadata_props keys (the ONNX export contract)
 KEYPOINT_NAMES = "keypoint_names"  # JSON list of str

@@ -9,8 +9,7 @@ under status ``499`` (as in the access log), not as a server error.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,16 +21,12 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.middleware import CLIENT_CLOSED_REQUEST
+from service.http.middleware import CLIENT_CLOSED_REQUEST
+from service.inference.pipeline import StageTimes
 
 disable_created_metrics()  # no `*_created` series: half the exposition size, nothing a dashboard uses
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STAGES: tuple[str, ...] = ("decode", "preprocess", "inference", "postprocess")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -73,9 +68,19 @@ class Metrics:
         for stage in STAGES:  # export every stage from the start, with zero counts
             self.stage_seconds.labels(stage)
 
-    def observe_stages(self, timings_ms: dict[str, float]) -> None:
-        for stage, ms in timings_ms.items():
-            self.stage_seconds.labels(stage).observe(ms / 1000.0)
+    def observe_stages(self, timings: Sequence[StageTimes]) -> None:
+        """One request's stage times: each image's decode, and its batch's other stages once."""
+        for t in timings:
+            if t.decode > 0:  # 0: the caller passed decoded images
+                self.stage_seconds.labels("decode").observe(t.decode / 1000.0)
+        if timings:
+            batch = timings[0]
+            for stage, ms in (
+                ("preprocess", batch.preprocess),
+                ("inference", batch.inference),
+                ("postprocess", batch.postprocess),
+            ):
+                self.stage_seconds.labels(stage).observe(ms / 1000.0)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
@@ -95,11 +100,25 @@ class MetricsMiddleware:
             return
         status = 500
         start = time.perf_counter()
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "other"
+            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+            self.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte leaves: a client that then reads /metrics sees this request
             await send(message)
 
         self.metrics.in_flight.inc()
@@ -109,8 +128,4 @@ class MetricsMiddleware:
             status = CLIENT_CLOSED_REQUEST
             raise
         finally:
-            self.metrics.in_flight.dec()
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "other"
-            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
-            self.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
+            record()

@@ -3,8 +3,8 @@
 Two steps so that a big JPEG never costs a full-size decode: :func:`open_image` reads only the
 header (format and pixel-count checks, oriented size), then :func:`decode_rgb` decodes, at a
 reduced scale (``Image.draft``) when the caller needs far fewer pixels (on several threads when
-the JPEG has restart markers: :mod:`service.jpeg_strips`; without the scans that scale never reads
-when it is progressive: :mod:`service.jpeg_progressive`), applies the EXIF orientation and
+the JPEG has restart markers: :mod:`service.imaging.jpeg.strips`; without the scans that scale never reads
+when it is progressive: :mod:`service.imaging.jpeg.progressive`), applies the EXIF orientation and
 converts any mode to RGB.
 """
 
@@ -17,9 +17,26 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import ApiError
-from service.jpeg_progressive import decode_progressive
-from service.jpeg_strips import decode_in_strips
+from service.core.errors import PoseError
+from service.imaging.jpeg.progressive import decode_progressive
+from service.imaging.jpeg.strips import decode_in_strips
+
+
+class EmptyImage(PoseError):
+    """The upload has no bytes."""
+
+
+class InvalidImage(PoseError):
+    """The bytes are not a readable image, or its header or data are corrupt."""
+
+
+class UnsupportedImage(PoseError):
+    """A real image in a format the service does not decode."""
+
+
+class TooManyPixels(PoseError):
+    """More pixels than the service's limit (checked from the header, before decoding)."""
+
 
 # Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
 SUPPORTED_FORMATS: dict[str, str] = {
@@ -101,31 +118,29 @@ class DecodedImage:
 
 
 def open_image(data: bytes, max_pixels: int, content_type: str | None = None) -> OpenedImage:
-    """Parse the header of ``data``: 400 empty/not an image/corrupt, 415 unsupported format, 413 too many pixels."""
+    """Parse the header of ``data`` (EmptyImage, InvalidImage, UnsupportedImage, TooManyPixels)."""
     if not data:
-        raise ApiError(400, "empty_image", "the uploaded image is empty (0 bytes)")
+        raise EmptyImage("the uploaded image is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ApiError(413, "too_many_pixels", f"image has too many pixels ({exc})") from exc
+        raise TooManyPixels(f"image has too many pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
         declared = (content_type or "").split(";")[0].strip().lower()
         if declared.startswith("image/") and declared not in SUPPORTED_CONTENT_TYPES:
-            raise ApiError(415, "unsupported_media_type", _unsupported_message(declared)) from exc
-        raise ApiError(400, "invalid_image", "the upload is not a readable image") from exc
+            raise UnsupportedImage(_unsupported_message(declared)) from exc
+        raise InvalidImage("the upload is not a readable image") from exc
     except _DECODE_ERRORS as exc:
-        raise ApiError(400, "invalid_image", f"the image header is corrupt ({exc})") from exc
+        raise InvalidImage(f"the image header is corrupt ({exc})") from exc
     if image.format not in SUPPORTED_FORMATS:
-        raise ApiError(415, "unsupported_media_type", _unsupported_message(image.format or "unknown"))
+        raise UnsupportedImage(_unsupported_message(image.format or "unknown"))
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise ApiError(400, "invalid_image", f"the image has no pixels ({width}x{height})")
+        raise InvalidImage(f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ApiError(
-            413,
-            "too_many_pixels",
+        raise TooManyPixels(
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
     kind = SUPPORTED_FORMATS[image.format]
@@ -133,12 +148,12 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
 
 
 def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, threads: int = 1) -> DecodedImage:
-    """Decode the pixels, oriented and in RGB; 400 when truncated or corrupt.
+    """Decode the pixels, oriented and in RGB; InvalidImage when truncated or corrupt.
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
     (1/2, 1/4, 1/8) that still has at least that many pixels; on up to ``threads`` threads when it
     was written with restart markers, and without the AC scans 1/8 scale does not read when it is
-    progressive (the same pixels either way: ``service.jpeg_strips``, ``service.jpeg_progressive``).
+    progressive (the same pixels either way: ``service.imaging.jpeg.strips``, ``service.imaging.jpeg.progressive``).
     """
     image = opened.image
     scale = 1
@@ -163,7 +178,7 @@ def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, thr
             image = image.transpose(transpose)
         rgb = to_rgb(image)
     except _DECODE_ERRORS as exc:
-        raise ApiError(400, "invalid_image", f"the image data is truncated or corrupt ({exc})") from exc
+        raise InvalidImage(f"the image data is truncated or corrupt ({exc})") from exc
     return DecodedImage(rgb, _oriented(opened.stored_size, orientation), float(scale))
 
 

@@ -1,6 +1,6 @@
 """JPEG marker segments (ITU-T T.81, B.1): the one parser behind the service's JPEG rewrites.
 
-:mod:`service.jpeg_strips` and :mod:`service.jpeg_progressive` both walk a file's segments before
+:mod:`service.imaging.jpeg.strips` and :mod:`service.imaging.jpeg.progressive` both walk a file's segments before
 they touch its entropy-coded data; :func:`next_segment` is that walk's step.
 """
 

@@ -27,8 +27,8 @@ import struct
 
 from PIL import Image, features
 
-from service.jpeg_markers import DHT, DNL, DRI, EOI, FRAME, SOS, next_segment, parse_frame
-from service.jpeg_strips import decode_scaled
+from service.imaging.jpeg.markers import DHT, DNL, DRI, EOI, FRAME, SOS, next_segment, parse_frame
+from service.imaging.jpeg.strips import decode_scaled
 
 PROGRESSIVE_HUFFMAN_SOF = 0xC2
 # The end of a scan's entropy-coded data: a marker other than a stuffed zero or RST0..RST7.

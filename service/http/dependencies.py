@@ -1,0 +1,59 @@
+"""The services a route needs, built once at start-up and handed to routes as FastAPI dependencies.
+
+The dependencies are ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, one more
+thread hop per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.http.metrics import Metrics
+from service.inference.batching import DynamicBatcher
+from service.inference.engine import Engine
+from service.inference.pipeline import Pipeline
+from service.inference.readiness import NotReady, Readiness, State
+from service.settings import Settings
+
+
+@dataclass
+class Services:
+    """One app's settings, metrics and readiness, and (once loaded) its engine, batcher and pipeline."""
+
+    settings: Settings
+    metrics: Metrics
+    readiness: Readiness
+    engine: Engine | None = None
+    batcher: DynamicBatcher | None = None  # None: the pipeline calls the model directly
+    pipeline: Pipeline | None = None
+
+
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def ready_pipeline(services: Annotated[Services, Depends(get_services)]) -> Pipeline:
+    """The pipeline, or NotReady while the model is not ready.
+
+    While draining (SIGTERM) requests still get answers: uvicorn has stopped accepting connections,
+    and whatever already arrived is in flight and must finish; only ``/readyz`` turns 503.
+    """
+    readiness, pipeline = services.readiness, services.pipeline
+    if pipeline is None or not (readiness.ready or readiness.state is State.DRAINING):
+        raise NotReady(readiness.state)
+    return pipeline
+
+
+async def loaded_engine(services: Annotated[Services, Depends(get_services)]) -> Engine:
+    """The engine, or NotReady before the model is loaded."""
+    if services.engine is None:
+        raise NotReady(services.readiness.state)
+    return services.engine
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+PipelineDep = Annotated[Pipeline, Depends(ready_pipeline)]
+EngineDep = Annotated[Engine, Depends(loaded_engine)]

@@ -1,0 +1,53 @@
+"""The one table from refusals to HTTP answers, and the error body every answer uses.
+
+Domain code raises :class:`~service.core.errors.PoseError` subclasses and knows no status codes;
+:data:`DOMAIN_ERRORS` gives each its status and machine-readable code. :class:`ApiError` is for the
+refusals only the HTTP layer can make (the request body itself: size, multipart shape).
+"""
+
+from __future__ import annotations
+
+from service.core.errors import InvalidBox, InvalidResizeMode, PoseError
+from service.imaging.decode import EmptyImage, InvalidImage, TooManyPixels, UnsupportedImage
+from service.inference.batching import Overloaded, ShuttingDown
+from service.inference.readiness import NotReady
+
+# status, code; looked up along the exception's class hierarchy
+DOMAIN_ERRORS: dict[type[PoseError], tuple[int, str]] = {
+    EmptyImage: (400, "empty_image"),
+    InvalidImage: (400, "invalid_image"),
+    TooManyPixels: (413, "too_many_pixels"),
+    UnsupportedImage: (415, "unsupported_media_type"),
+    InvalidBox: (422, "invalid_bbox"),
+    InvalidResizeMode: (422, "invalid_resize"),
+    NotReady: (503, "not_ready"),
+    Overloaded: (503, "overloaded"),
+    ShuttingDown: (503, "shutting_down"),
+}
+
+
+class ApiError(Exception):
+    """A request the HTTP layer refuses: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_domain(cls, error: PoseError) -> ApiError:
+        """The answer for a domain error (a 500 ``internal_error`` for one missing from the table)."""
+        for kind in type(error).__mro__:
+            if kind in DOMAIN_ERRORS:
+                status, code = DOMAIN_ERRORS[kind]
+                return cls(status, code, error.message)
+        return cls(500, "internal_error", "internal server error")
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return error_body(self.code, self.message)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every error response."""
+    return {"error": {"code": code, "message": message}}

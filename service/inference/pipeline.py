@@ -1,0 +1,199 @@
+"""Images -> keypoints: the one code path behind every prediction, with or without a server.
+
+``decode -> preprocess -> inference -> postprocess``. How a batch reaches the model is chosen once,
+when the pipeline is built: :class:`DirectInference` runs the whole request (decode, model call,
+postprocess) in ONE worker-thread call; :class:`BatchedInference` prepares the batch in a worker
+thread, awaits a dynamic batcher shared by concurrent requests, then postprocesses. The result is
+plain data (arrays, sizes, stage times): the HTTP layer turns it into JSON and metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import anyio.to_thread
+import numpy as np
+
+from service.core.codec import HeatmapCodec, Refine, flip_heatmaps
+from service.core.geometry import Affine, ResizeMode, draft_size, plan
+from service.imaging.decode import DecodedImage, decode_rgb, open_image
+from service.imaging.jpeg.strips import decode_threads
+from service.imaging.resample import resample_into
+from service.inference.engine import Engine, ModelInfo
+from service.settings import Settings
+
+RunModel = Callable[[np.ndarray], np.ndarray]  # blocking: (N, 3, H, W) input -> (N, K, h, w) heatmaps
+
+
+@dataclass(frozen=True)
+class DirectInference:
+    """The model called by the request's own worker thread (no batching)."""
+
+    run: RunModel
+
+
+@dataclass(frozen=True)
+class BatchedInference:
+    """The model called through a dynamic batcher: ``await submit(batch) -> heatmaps``."""
+
+    submit: Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+Inference = DirectInference | BatchedInference
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to turn an image into the network input and heatmaps into keypoints."""
+
+    resize: ResizeMode = "letterbox"
+    refine: Refine = "quarter"
+    flip: bool = False
+    bbox: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its bytes and the content type the client declared."""
+
+    data: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds per stage: ``decode`` is this image's own; the others are its batch's, shared."""
+
+    decode: float
+    preprocess: float
+    inference: float
+    postprocess: float
+
+
+@dataclass
+class Prediction:
+    """One image's keypoints in its own pixels, and what they were computed from."""
+
+    points: np.ndarray  # (K, 2) float64 x, y: pixel centres at integers, (0, 0) the top-left pixel
+    scores: np.ndarray  # (K,) float32 heatmap peaks
+    image: DecodedImage  # the oriented image, possibly decoded at reduced scale (see DecodedImage)
+    timings: StageTimes
+
+
+@dataclass
+class _Prepared:
+    images: Sequence[DecodedImage]
+    affines: list[Affine]
+    decode_ms: list[float]
+    batch: np.ndarray
+    preprocess_ms: float
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class Pipeline:
+    """Runs images through the model and maps the keypoints back to image pixels."""
+
+    def __init__(self, info: ModelInfo, inference: Inference, max_pixels: int, decode_threads: int = 1) -> None:
+        meta = info.metadata
+        self.info = info
+        self.inference = inference
+        self.codec = HeatmapCodec(meta.input_size, meta.heatmap_stride)
+        self.layout = meta.layout
+        self.max_pixels = max_pixels
+        self.decode_threads = decode_threads  # for one large JPEG with restart markers (service.imaging.jpeg)
+
+    # ------------------------------------------------------------------ entry points
+    async def predict_uploads(self, uploads: Sequence[Upload], options: PredictOptions) -> list[Prediction]:
+        """Bytes -> predictions, one per upload, in order (one model call for all of them)."""
+        return await self._predict(lambda: self._decode_and_prepare(uploads, options), options)
+
+    async def predict_images(self, images: Sequence[DecodedImage], options: PredictOptions) -> list[Prediction]:
+        """Already decoded, EXIF-oriented images -> predictions (see :meth:`DecodedImage.from_pil`)."""
+        return await self._predict(lambda: self._plan_and_prepare(images, options), options)
+
+    def plan(self, size: tuple[int, int], options: PredictOptions) -> Affine:
+        """The image -> input map for an image of ``size`` (InvalidBox for a bad bbox)."""
+        return plan(size, self.codec.input_size, options.resize, options.bbox)
+
+    # ------------------------------------------------------------------ stages
+    async def _predict(self, prepare: Callable[[], _Prepared], options: PredictOptions) -> list[Prediction]:
+        inference = self.inference
+        if isinstance(inference, DirectInference):
+
+            def whole_request() -> list[Prediction]:
+                prepared = prepare()
+                start = time.perf_counter()
+                heatmaps = inference.run(prepared.batch)
+                return self._postprocess(prepared, heatmaps, _ms(start), options)
+
+            return await anyio.to_thread.run_sync(whole_request)
+        prepared = await anyio.to_thread.run_sync(prepare)
+        start = time.perf_counter()
+        heatmaps = await inference.submit(prepared.batch)
+        return self._postprocess(prepared, heatmaps, _ms(start), options)
+
+    def _decode_and_prepare(self, uploads: Sequence[Upload], options: PredictOptions) -> _Prepared:
+        decoded, affines, decode_ms = [], [], []
+        for upload in uploads:
+            start = time.perf_counter()
+            opened = open_image(upload.data, self.max_pixels, upload.content_type)
+            # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
+            min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
+            image = decode_rgb(opened, min_size, self.decode_threads)
+            decoded.append(image)
+            affines.append(self.plan(image.size, options))
+            decode_ms.append(_ms(start))
+        start = time.perf_counter()
+        batch = self._fill_batch(decoded, affines, options.flip)
+        return _Prepared(decoded, affines, decode_ms, batch, _ms(start))
+
+    def _plan_and_prepare(self, images: Sequence[DecodedImage], options: PredictOptions) -> _Prepared:
+        start = time.perf_counter()
+        affines = [self.plan(image.size, options) for image in images]
+        batch = self._fill_batch(images, affines, options.flip)
+        return _Prepared(images, affines, [0.0] * len(images), batch, _ms(start))
+
+    def _fill_batch(self, images: Sequence[DecodedImage], affines: Sequence[Affine], flip: bool) -> np.ndarray:
+        """One preallocated ``(N or 2N, 3, H, W)`` batch; the mirrored copies follow when flipping."""
+        n = len(images)
+        batch = np.zeros(((2 if flip else 1) * n, 3, *self.codec.input_size), np.float32)
+        for slot, image, affine in zip(batch[:n], images, affines, strict=True):
+            resample_into(image.image, affine, slot, image.reduction, image.size)
+        if flip:
+            batch[n:] = batch[:n, :, :, ::-1]
+        return batch
+
+    def _postprocess(
+        self, prepared: _Prepared, heatmaps: np.ndarray, inference_ms: float, options: PredictOptions
+    ) -> list[Prediction]:
+        """Heatmaps -> keypoints in image pixels, through each input map's exact inverse."""
+        start = time.perf_counter()
+        n = len(prepared.images)
+        if options.flip:
+            heatmaps = 0.5 * (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.layout.flip_index))
+        coords, scores = self.codec.decode(heatmaps, options.refine)
+        points = [affine.to_image(xy) for affine, xy in zip(prepared.affines, coords, strict=True)]
+        postprocess_ms = _ms(start)
+        return [
+            Prediction(
+                points[i],
+                scores[i],
+                image,
+                StageTimes(prepared.decode_ms[i], prepared.preprocess_ms, inference_ms, postprocess_ms),
+            )
+            for i, image in enumerate(prepared.images)
+        ]
+
+
+def build_pipeline(engine: Engine, settings: Settings, inference: Inference | None = None) -> Pipeline:
+    """The service's pipeline for ``engine``: the pixel limit and decode threads of ``settings``, and direct
+    model calls unless ``inference`` says otherwise. The server, the render command line, the evaluation
+    and the bench all build theirs here."""
+    threads = decode_threads(settings.decode_threads)
+    return Pipeline(engine.info, inference or DirectInference(engine.run), settings.max_pixels, threads)
