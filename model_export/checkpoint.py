@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from model_export.model import StackedHourglass
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
 from service.core.layout import KeypointLayout
 
 # Besides tensors and plain containers, numeric numpy arrays are accepted (training checkpoints keep
@@ -109,8 +110,8 @@ class TrainingCheckpoint:
 
     model: dict[str, torch.Tensor]
     config: dict[str, int]
-    input_size: tuple[int, int] = (256, 256)
-    heatmap_stride: int = 4
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    heatmap_stride: int = DEFAULT_HEATMAP_STRIDE
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
@@ -137,12 +138,12 @@ class TrainingCheckpoint:
         if missing:
             raise CheckpointError(f"checkpoint 'config' lacks {', '.join(missing)}")
         try:
-            size = raw.get("input_size") or (256, 256)
+            size = raw.get("input_size") or DEFAULT_INPUT_SIZE
             return cls(
                 model=strip_prefixes(state_dict_of(raw, "model"), ("_orig_mod.", "module.")),
                 config={k: int(config[k]) for k in CONFIG_KEYS},
                 input_size=(int(size[0]), int(size[1])),
-                heatmap_stride=int(raw.get("heatmap_stride", 4)),
+                heatmap_stride=int(raw.get("heatmap_stride", DEFAULT_HEATMAP_STRIDE)),
                 step=int(raw.get("step", 0)),
                 epoch=int(raw.get("epoch", 0)),
                 batch_in_epoch=int(raw.get("batch_in_epoch", 0)),

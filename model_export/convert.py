@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from model_export.checkpoint import CheckpointError, load_checkpoint, sha256_of, state_dict_of, strip_prefixes
-from model_export.export import DEFAULT_INPUT_SIZE, ExportError, export_onnx
+from model_export.export import ExportError, export_onnx
 from model_export.model import StackedHourglass
 from model_export.provenance import command_line
+from service.core.contract import DEFAULT_INPUT_SIZE
 
 PRINCETON = "princeton"
 PRINCETON_SOURCE = "princeton-vl/pytorch_stacked_hourglass"

@@ -22,11 +22,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from model_export.data.augment import transform_points
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
 from model_export.data.sources import DEFAULT_DATA_ROOT
 from model_export.metrics import PCKhResult, pckh
 from service.core.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from service.core.geometry import Affine
 from service.core.layout import KeypointLayout
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
@@ -50,43 +51,26 @@ class Runner(Protocol):
 
 
 class OnnxRunner:
-    """An exported model on ONNX Runtime's CPU provider, described by its metadata."""
+    """An exported model loaded by the service's own engine (its contract checks included), on the CPU."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        from service.core.contract import ModelMetadata
+        from service.inference.engine import Engine, ModelLoadError
 
         path = Path(path)
         if not path.is_file():
             raise EvaluationError(f"{path}: ONNX model not found")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ONNX Runtime raises its own exception types for unreadable models
-            raise EvaluationError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        self.input_name = inputs[0].name
-        names = [o.name for o in outputs]
-        self.output_name = "heatmaps" if "heatmaps" in names else names[0]
-        shape = next(o.shape for o in outputs if o.name == self.output_name)
-        joints = shape[-3] if len(shape) >= 3 and isinstance(shape[-3], int) else None
-        try:
-            meta = ModelMetadata.from_props(
-                self.session.get_modelmeta().custom_metadata_map, num_joints=joints, input_hw=inputs[0].shape[2:]
-            )
-        except ValueError as exc:
-            raise EvaluationError(f"{path}: {exc}") from exc
+            self.engine = Engine.load(path, ("CPUExecutionProvider",), intra_op_threads=threads or 0)
+        except ModelLoadError as exc:
+            raise EvaluationError(str(exc)) from exc
+        meta = self.engine.info.metadata
         self.layout = meta.layout
         self.input_size = meta.input_size
         self.stride = meta.heatmap_stride
         self.description = f"onnx:{path}"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(images, np.float32)})[0]
-        return out[:, -1] if out.ndim == 5 else out  # a model exporting every stack: keep the last
+        return self.engine.run(np.ascontiguousarray(images, np.float32))
 
 
 class TorchRunner:
@@ -96,7 +80,7 @@ class TorchRunner:
         self,
         model: Any,
         layout: KeypointLayout | None = None,
-        input_size: tuple[int, int] = (256, 256),
+        input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
         device: str = "cpu",
         description: str = "torch",
     ) -> None:
@@ -107,7 +91,7 @@ class TorchRunner:
         self.model = model.to(self.device).eval()
         self.layout = layout or KeypointLayout.default_for(model.joints)
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.stride = 4
+        self.stride = DEFAULT_HEATMAP_STRIDE
         self.description = description
 
     @classmethod
@@ -169,7 +153,7 @@ def predict_dataset(
         coords, _ = codec.decode(heatmaps, refine=refine)  # type: ignore[arg-type]
         for sample, xy in zip(samples, coords, strict=True):
             if SOURCE_KEYPOINTS in sample:
-                preds.append(transform_points(xy, np.asarray(sample["inverse"], np.float64)))
+                preds.append(Affine.from_matrix(sample["inverse"]).to_input(xy))
                 gts.append(np.asarray(sample[SOURCE_KEYPOINTS], np.float64))
                 visibles.append(np.asarray(sample[SOURCE_VISIBLE]) > 0)
                 heads.append(float(sample[SOURCE_HEAD_SIZE]))
@@ -343,13 +327,10 @@ def _progress_bar() -> Callable[[int, int], None] | None:
 def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], np.ndarray], str]:
     """``(ModelInfo, blocking model call, description)`` of ``--onnx`` (the service's engine) or ``--checkpoint``."""
     from service.core.contract import ModelMetadata
-    from service.inference.engine import Engine, ModelInfo, ModelLoadError
+    from service.inference.engine import ModelInfo
 
     if args.onnx:
-        try:
-            engine = Engine.load(args.onnx, ("CPUExecutionProvider",), intra_op_spinning=False)
-        except ModelLoadError as exc:
-            raise EvaluationError(str(exc)) from exc
+        engine = OnnxRunner(args.onnx).engine
         return engine.info, engine.run, f"onnx:{args.onnx}"
     runner = TorchRunner.from_checkpoint(args.checkpoint, device=args.device)
     metadata = ModelMetadata(layout=runner.layout, input_size=runner.input_size, heatmap_stride=runner.stride)

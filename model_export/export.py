@@ -36,15 +36,12 @@ from torch import nn
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint, sha256_of
 from model_export.model import StackedHourglass
 from model_export.provenance import command_line, stamp
-from service.core.contract import ModelMetadata
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from service.core.layout import KeypointLayout
 
 OPSET = 18
-INPUT_NAME = "image"
-OUTPUT_NAME = "heatmaps"
 PARITY_BATCHES = (1, 4)
 PARITY_TOLERANCE = 1e-4  # max |onnx - torch| relative to max |torch|
-DEFAULT_INPUT_SIZE = (256, 256)
 
 Log = Callable[[str], None]
 
@@ -114,7 +111,7 @@ def export_onnx(
     metadata = ModelMetadata(
         layout=layout,
         input_size=(height, width),
-        heatmap_stride=4,
+        heatmap_stride=DEFAULT_HEATMAP_STRIDE,
         architecture={**model.config, "input_multiple": multiple},
         provenance=complete_provenance(provenance, half, command),
     )

@@ -1,4 +1,4 @@
-"""The shared crop recipe: affine geometry, the half-pixel convention, flips and the sample format."""
+"""The shared crop recipe: warping through the core geometry, flips and the sample format."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from model_export.data.augment import (
+    INPUT_SIZE,
     AugmentConfig,
     CropParams,
     color_jitter,
-    crop_matrix,
     inside_crop,
-    invert_affine,
     top_down_sample,
-    transform_points,
     warp_image,
 )
+from service.core.geometry import Affine
 from service.core.layout import MPII
 
 RIGHT_ANKLE, LEFT_ANKLE = MPII.names.index("right_ankle"), MPII.names.index("left_ankle")
@@ -27,51 +26,23 @@ def _centroid(plane: np.ndarray) -> np.ndarray:
     return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
 
 
-@pytest.mark.parametrize("rotation,flip", [(0.0, False), (23.0, False), (-37.5, True), (180.0, True)])
-def test_inverse_is_exact(rotation: float, flip: bool) -> None:
-    m = crop_matrix((311.7, 95.2), 143.0, rotation, (256, 192), flip)
-    inv = invert_affine(m)
-    pts = np.random.default_rng(0).uniform(-50, 400, (20, 2))
-    np.testing.assert_allclose(transform_points(transform_points(pts, m), inv), pts, atol=1e-9)
-    np.testing.assert_allclose(invert_affine(inv), m, atol=1e-12)
-
-
-def test_box_fills_the_crop_under_the_pixel_centre_convention() -> None:
-    # a 64-pixel box around (100, 50) maps its edges onto the crop's edges at -0.5 and 255.5
-    m = crop_matrix((100.0, 50.0), 64.0, output_size=(256, 256))
-    corners = np.array([[100 - 32, 50 - 32], [100 + 32, 50 + 32], [100, 50]], float)
-    np.testing.assert_allclose(transform_points(corners, m), [[-0.5, -0.5], [255.5, 255.5], [127.5, 127.5]])
-
-
-def test_rotation_turns_content_counter_clockwise_and_flip_mirrors() -> None:
-    m = crop_matrix((0.0, 0.0), 256.0, rotation=90.0)
-    right_of_centre = transform_points(np.array([10.0, 0.0]), m)
-    np.testing.assert_allclose(right_of_centre, [127.5, 127.5 - 10.0], atol=1e-9)  # now above the centre
-    plain = crop_matrix((40.0, 60.0), 80.0, rotation=17.0)
-    flipped = crop_matrix((40.0, 60.0), 80.0, rotation=17.0, flip=True)
-    p = np.array([[33.0, 71.0], [50.0, 20.0]])
-    a, b = transform_points(p, plain), transform_points(p, flipped)
-    np.testing.assert_allclose(b[:, 0], 255 - a[:, 0], atol=1e-9)
-    np.testing.assert_allclose(b[:, 1], a[:, 1], atol=1e-9)
-
-
 def test_warp_samples_where_the_inverse_points() -> None:
     # an image whose value is its own x (and y) coordinate: bilinear warping is exact on it
     h, w = 120, 160
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     ramp = np.stack([xs, ys], axis=-1)
-    m = crop_matrix((80.3, 61.9), 70.0, rotation=31.0, output_size=(64, 64), flip=True)
-    out = warp_image(ramp, m, (64, 64))
+    crop = Affine.crop((80.3, 61.9), 70.0, (64, 64), rotation=31.0, flip=True)
+    out = warp_image(ramp, crop, (64, 64))
     grid = np.stack(np.mgrid[0:64, 0:64][::-1], axis=-1).astype(np.float64)
-    np.testing.assert_allclose(out, transform_points(grid, invert_affine(m)), atol=1e-3)
+    np.testing.assert_allclose(out, crop.to_image(grid), atol=1e-3)
 
 
 def test_a_drawn_dot_lands_where_its_point_goes() -> None:
     image = np.zeros((200, 300, 3), np.uint8)
     image[120:123, 70:73] = 255  # a 3x3 dot centred on pixel (71, 121)
-    m = crop_matrix((90.0, 110.0), 80.0, rotation=-40.0, flip=True)
-    out = warp_image(image, m)
-    expected = transform_points(np.array([71.0, 121.0]), m)
+    crop = Affine.crop((90.0, 110.0), 80.0, INPUT_SIZE, rotation=-40.0, flip=True)
+    out = warp_image(image, crop)
+    expected = crop.to_input(np.array([71.0, 121.0]))
     np.testing.assert_allclose(_centroid(out[..., 0]), expected, atol=0.1)
 
 
@@ -114,7 +85,7 @@ def test_sample_format_and_off_crop_joints() -> None:
     assert sample["visible"][3] == 0 and sample["weight"][3] == 0 and sample["target"][3].max() == 0
     np.testing.assert_array_equal(sample["visible"], sample["weight"])
     # the inverse brings crop keypoints back to the source
-    back = transform_points(sample["keypoints"], sample["inverse"])
+    back = Affine.from_matrix(sample["inverse"]).to_input(sample["keypoints"])
     np.testing.assert_allclose(back[on_crop], keypoints[on_crop], atol=1e-3)
 
 
@@ -151,8 +122,10 @@ def test_augment_config_draws_within_its_ranges() -> None:
     assert 0.35 < np.mean([d.flip for d in draws]) < 0.65
 
 
-def test_invalid_inputs_raise() -> None:
+def test_invalid_crops_raise() -> None:
     with pytest.raises(ValueError):
-        crop_matrix((0, 0), 0.0)
+        Affine.crop((0, 0), 0.0, INPUT_SIZE)
     with pytest.raises(ValueError):
-        invert_affine(np.eye(3))
+        Affine.from_matrix(np.eye(3))
+    with pytest.raises(ValueError):
+        Affine.from_matrix(np.zeros((2, 3))).inverse()

@@ -122,21 +122,6 @@ def test_lone_request_waits_for_the_timeout(session: ort.InferenceSession) -> No
     run_async(main)
 
 
-def test_preferred_size_skips_the_wait(session: ort.InferenceSession) -> None:
-    run = CountingRun(session)
-
-    async def main() -> None:
-        async with DynamicBatcher(run, max_batch_size=8, timeout_ms=5000, preferred_batch_sizes=(1, 4)) as batcher:
-            t0 = time.monotonic()
-            await batcher.submit(images(1.0))
-            assert time.monotonic() - t0 < 2.5
-            await asyncio.gather(*(batcher.submit(images(k)) for k in range(4)))
-            assert time.monotonic() - t0 < 2.5
-        assert run.sizes == [1, 4]
-
-    run_async(main)
-
-
 def test_requests_that_queue_during_a_batch_go_out_together(session: ort.InferenceSession) -> None:
     gate = threading.Event()
     run = CountingRun(session, gate)
@@ -291,7 +276,7 @@ def test_invalid_configuration_is_rejected(session: ort.InferenceSession) -> Non
     with pytest.raises(ValueError):
         DynamicBatcher(run, max_batch_size=0)
     with pytest.raises(ValueError):
-        DynamicBatcher(run, max_batch_size=4, preferred_batch_sizes=(8,))
+        DynamicBatcher(run, max_queue=0)
     with pytest.raises(ValueError):
         DynamicBatcher(run, timeout_ms=-1)
 

@@ -17,7 +17,7 @@ from PIL import Image
 from scipy.io import savemat
 
 from model_export.__main__ import main
-from model_export.data.augment import AugmentConfig, transform_points
+from model_export.data.augment import AugmentConfig
 from model_export.data.mpii import (
     SOURCE_HEAD_SIZE,
     SOURCE_KEYPOINTS,
@@ -30,6 +30,7 @@ from model_export.data.mpii import (
 from model_export.evaluate import TorchRunner, predict_dataset, score
 from model_export.model import StackedHourglass
 from service.core.codec import flip_heatmaps
+from service.core.geometry import Affine
 from service.core.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
@@ -156,7 +157,7 @@ def test_keypoints_land_where_expected(fake_mpii: dict[str, Path], val_set: MPII
     vis = np.asarray(raw["joints_vis"]) > 0
     joints = np.asarray(raw["joints"], np.float64)
     np.testing.assert_allclose(sample["keypoints"][vis], expected_crop(raw, joints[vis]), atol=1e-3)
-    back = transform_points(sample["keypoints"][vis], sample["inverse"])
+    back = Affine.from_matrix(sample["inverse"]).to_input(sample["keypoints"][vis])
     assert np.abs(back - (joints[vis] - 1)).max() < 0.5
     np.testing.assert_array_equal(sample["visible"] > 0, vis)  # every labelled joint is inside these crops
 
@@ -187,7 +188,7 @@ def test_flip_swaps_pairs(fake_mpii: dict[str, Path], val_set: MPIIDataset) -> N
     np.testing.assert_array_equal(flipped["visible"], plain["visible"][index])
     np.testing.assert_allclose(flipped["image"], plain["image"][:, :, ::-1], atol=1e-3)
     # the inverse maps each flipped keypoint back onto its partner's source position
-    back = transform_points(flipped["keypoints"], flipped["inverse"])
+    back = Affine.from_matrix(flipped["inverse"]).to_input(flipped["keypoints"])
     np.testing.assert_allclose(back[vis[index]], plain[SOURCE_KEYPOINTS][index][vis[index]], atol=0.01)
 
 
@@ -198,7 +199,7 @@ def test_training_augmentation_is_seeded(fake_mpii: dict[str, Path]) -> None:
     b.set_epoch(1)
     assert not np.allclose(a[0]["keypoints"], b[0]["keypoints"])
     sample = b[0]  # rotated, scaled, maybe mirrored: the inverse still finds every joint's source position
-    back = transform_points(sample["keypoints"], sample["inverse"])
+    back = Affine.from_matrix(sample["inverse"]).to_input(sample["keypoints"])
     vis = sample["visible"] > 0
     src = b.entries[0].joints
     straight = np.abs(back - src)[vis].max()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_export.data.augment import AugmentConfig, crop_matrix, transform_points
+from model_export.data.augment import INPUT_SIZE, AugmentConfig
 from model_export.data.people import (
     TORSO_SIZE,
     DataError,
@@ -20,7 +20,7 @@ from model_export.data.people import (
     mpii_records,
     whole_image_square,
 )
-from service.core.geometry import plan
+from service.core.geometry import Affine, plan
 from service.core.layout import MPII_JOINTS
 
 J = {name: i for i, name in enumerate(MPII_JOINTS)}
@@ -54,10 +54,10 @@ def test_joint_box_is_in_pixel_edge_coordinates() -> None:
 @pytest.mark.parametrize("box", [(12.5, 30.0, 80.0, 140.0), (-20.0, 5.0, 300.0, 90.0), (0.0, 0.0, 7.0, 7.0)])
 def test_the_box_crop_maps_points_exactly_like_the_service(box: tuple[float, float, float, float]) -> None:
     centre, side = box_square(box)
-    ours = crop_matrix(centre, side)
+    ours = Affine.crop(centre, side, INPUT_SIZE)
     service = plan((150, 200), (256, 256), "letterbox", box)
     points = np.random.default_rng(0).uniform(-50, 250, size=(20, 2))
-    np.testing.assert_allclose(transform_points(points, ours), service.to_input(points), atol=1e-9)
+    np.testing.assert_allclose(ours.to_input(points), service.to_input(points), atol=1e-9)
 
 
 @pytest.mark.parametrize("size", [(150, 200), (640, 425), (300, 300)])
@@ -65,7 +65,7 @@ def test_the_whole_image_crop_maps_points_exactly_like_the_service(size: tuple[i
     centre, side = whole_image_square(size)
     points = np.random.default_rng(0).uniform(-50, 650, size=(20, 2))
     np.testing.assert_allclose(
-        transform_points(points, crop_matrix(centre, side)), plan(size, (256, 256)).to_input(points), atol=1e-9
+        Affine.crop(centre, side, INPUT_SIZE).to_input(points), plan(size, (256, 256)).to_input(points), atol=1e-9
     )
 
 
@@ -73,7 +73,7 @@ def test_evaluation_sample_is_the_service_crop_with_its_normalisers(photo: Path)
     record = person(photo)
     sample = PersonDataset([record])[0]
     centre, side = box_square(record.box())
-    np.testing.assert_allclose(sample["keypoints"], transform_points(record.joints, crop_matrix(centre, side)), 1e-5)
+    np.testing.assert_allclose(sample["keypoints"], Affine.crop(centre, side, INPUT_SIZE).to_input(record.joints), 1e-5)
     torso = np.linalg.norm(record.joints[J["left_shoulder"]] - record.joints[J["right_hip"]])
     assert sample[TORSO_SIZE] == pytest.approx(torso * 256 / side, rel=1e-5)
     neck_to_top = np.linalg.norm(record.joints[J["upper_neck"]] - record.joints[J["head_top"]])

@@ -1,8 +1,9 @@
 """The top-down crop recipe shared by every dataset: affine crop, augmentation, targets.
 
 Coordinates follow :mod:`service.core.codec`: pixel centres sit at integer coordinates,
-so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a 2x3 matrix that
-maps source pixels to crop pixels; its exact inverse maps predictions back.
+so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a :class:`service.core.geometry.Affine`
+(``Affine.crop``: the geometry the service uses too) from source pixels to crop pixels; its inverse maps
+predictions back.
 
 Every dataset returns the same sample, a dict of float32 numpy arrays:
 
@@ -24,89 +25,51 @@ import numpy as np
 from PIL import Image
 
 from service.core.codec import HeatmapCodec
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from service.core.geometry import Affine
 from service.core.layout import MPII
 
-INPUT_SIZE: tuple[int, int] = (256, 256)  # (H, W)
-HEATMAP_STRIDE = 4
+INPUT_SIZE: tuple[int, int] = DEFAULT_INPUT_SIZE  # (H, W)
 TARGET_SIGMA = 1.0
 
 
 def default_codec(input_size: tuple[int, int] = INPUT_SIZE) -> HeatmapCodec:
     """The codec whose targets the network is trained on (sigma 1 at stride 4)."""
-    return HeatmapCodec(input_size=input_size, stride=HEATMAP_STRIDE, sigma=TARGET_SIGMA)
+    return HeatmapCodec(input_size=input_size, stride=DEFAULT_HEATMAP_STRIDE, sigma=TARGET_SIGMA)
 
 
-# ---------------------------------------------------------------- geometry
-def crop_matrix(
-    center: Sequence[float],
-    size: float,
-    rotation: float = 0.0,
-    output_size: tuple[int, int] = INPUT_SIZE,
-    flip: bool = False,
-) -> np.ndarray:
-    """2x3 affine matrix, source pixels -> crop pixels.
-
-    The square source box of side ``size`` pixels centred on ``center`` (x, y)
-    fills the crop's height exactly (``[-0.5, H - 0.5]``); the content turns by
-    ``rotation`` degrees counter-clockwise as seen on screen; ``flip`` then
-    mirrors the crop horizontally (``x -> W - 1 - x``).
-    """
-    if size <= 0:
-        raise ValueError(f"crop size must be positive, got {size}")
-    out_h, out_w = output_size
-    scale = out_h / float(size)
-    theta = np.deg2rad(rotation)
-    cos, sin = np.cos(theta) * scale, np.sin(theta) * scale
-    linear = np.array([[cos, sin], [-sin, cos]], np.float64)
-    if flip:
-        linear[0] *= -1.0
-    out_centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
-    translation = out_centre - linear @ np.asarray(center, np.float64)
-    return np.concatenate([linear, translation[:, None]], axis=1)
-
-
-def invert_affine(matrix: np.ndarray) -> np.ndarray:
-    """Exact inverse of a 2x3 affine matrix."""
-    matrix = np.asarray(matrix, np.float64)
-    if matrix.shape != (2, 3):
-        raise ValueError(f"an affine matrix is 2x3, got {matrix.shape}")
-    linear_inv = np.linalg.inv(matrix[:, :2])
-    return np.concatenate([linear_inv, (-linear_inv @ matrix[:, 2])[:, None]], axis=1)
-
-
-def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine matrix to points ``(..., 2)``."""
-    points = np.asarray(points, np.float64)
-    matrix = np.asarray(matrix, np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
-def _pil_affine_data(matrix: np.ndarray) -> tuple[float, ...]:
-    """PIL ``Image.AFFINE`` coefficients (output -> input) for a source -> output matrix.
+# ---------------------------------------------------------------- pixels through a crop
+def _pil_affine_data(crop: Affine) -> tuple[float, ...]:
+    """PIL ``Image.AFFINE`` coefficients (output -> input) for a source -> output map.
 
     PIL puts pixel centres at +0.5 on both sides; ours sit at integers, so
     ``p_pil = p + 0.5`` on the input and the output.
     """
-    inv = invert_affine(matrix)
-    lin, t = inv[:, :2], inv[:, 2]
-    offset = t - lin @ np.array([0.5, 0.5]) + 0.5
-    return (lin[0, 0], lin[0, 1], offset[0], lin[1, 0], lin[1, 1], offset[1])
+    inv = crop.inverse()
+    return (
+        inv.a,
+        inv.b,
+        inv.tx - 0.5 * (inv.a + inv.b) + 0.5,
+        inv.c,
+        inv.d,
+        inv.ty - 0.5 * (inv.c + inv.d) + 0.5,
+    )
 
 
 def warp_image(
     image: np.ndarray | Image.Image,
-    matrix: np.ndarray,
+    crop: Affine,
     output_size: tuple[int, int] = INPUT_SIZE,
     fill: tuple[int, ...] | float = 0,
 ) -> np.ndarray:
-    """Bilinear warp of ``image`` by ``matrix`` (source -> output) to ``output_size`` (H, W).
+    """Bilinear warp of ``image`` by ``crop`` (source -> output) to ``output_size`` (H, W).
 
     uint8 images (H, W) or (H, W, 3) warp as one PIL image; float images warp
     channel by channel in PIL's 32-bit float mode. Pixels from outside the source
     take ``fill``. Returns a numpy array of the input's dtype.
     """
     out_h, out_w = output_size
-    data = _pil_affine_data(matrix)
+    data = _pil_affine_data(crop)
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     image = np.asarray(image)
@@ -223,16 +186,15 @@ def top_down_sample(
         params = sample_crop_params(rng, config) if rng is not None else CropParams()
     size = float(box_size) * params.scale
     centre = np.asarray(center, np.float64) + np.asarray(params.shift) * float(box_size)
-    matrix = crop_matrix(centre, size, params.rotation, codec.input_size, params.flip)
+    crop = Affine.crop(centre, size, codec.input_size, params.rotation, params.flip)
 
-    crop = warp_image(image, matrix, codec.input_size, fill=fill)
-    pixels = crop.astype(np.float32) / 255.0
+    pixels = warp_image(image, crop, codec.input_size, fill=fill).astype(np.float32) / 255.0
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     if rng is not None and config.color > 0:
         pixels = color_jitter(pixels, rng, config.color, config.color, config.color)
 
-    points = transform_points(keypoints, matrix)
+    points = crop.to_input(keypoints)
     labelled = np.asarray(visible).astype(bool)
     if params.flip:
         points = flip_labels(points, flip_index)
@@ -246,5 +208,5 @@ def top_down_sample(
         "keypoints": points.astype(np.float32),
         "visible": vis.astype(np.float32),
         "head_size": np.float32(head_size * codec.input_size[0] / size),
-        "inverse": invert_affine(matrix).astype(np.float32),
+        "inverse": crop.inverse().matrix.astype(np.float32),
     }

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+
 Refine = Literal["none", "quarter", "dark"]
 REFINE_METHODS: tuple[str, ...] = ("none", "quarter", "dark")
 
@@ -74,8 +76,8 @@ class HeatmapCodec:
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (256, 256),
-        stride: int = 4,
+        input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+        stride: int = DEFAULT_HEATMAP_STRIDE,
         sigma: float = 1.0,
         dark_blur_sigma: float = 1.0,
     ) -> None:

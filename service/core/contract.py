@@ -17,6 +17,10 @@ from typing import Any
 
 from service.core.layout import KeypointLayout
 
+# the graph's one input, (N, 3, H, W) float32 RGB in [0, 1], and its output, (N, K, H/stride, W/stride) float32
+INPUT_NAME = "image"
+OUTPUT_NAME = "heatmaps"
+
 # metadata_props keys (the ONNX export contract)
 KEYPOINT_NAMES = "keypoint_names"  # JSON list of str
 SKELETON = "skeleton"  # JSON list of [a, b] joint index pairs

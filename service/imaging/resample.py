@@ -33,6 +33,8 @@ def resample_into(
     Only the input pixels fully covered by the image are written, by one resize of the exactly
     corresponding source box (float coordinates); the rest stays 0.
     """
+    if not (affine.axis_aligned and affine.sx > 0 and affine.sy > 0):
+        raise ValueError("resample_into takes the service's maps: scale and translate, positive scales")
     _, in_h, in_w = out.shape
     full_w, full_h = full_size or (image.size[0] * reduction, image.size[1] * reduction)
     x0, x1, bx0, bx1 = _span(affine.sx, affine.tx, full_w, in_w, reduction, image.size[0])

@@ -3,8 +3,7 @@
 Each request is an ``(n, 3, H, W)`` array. A worker task takes the oldest waiting request, then
 collects more until the batch holds ``max_batch_size`` images or ``timeout_ms`` have passed since
 that first request *arrived* (requests that queued up while the previous batch ran go out at once).
-A batch whose size is one of ``preferred_batch_sizes`` is dispatched as soon as nothing else is
-waiting. Only requests of the same per-image shape are batched together; a request larger than
+Only requests of the same per-image shape are batched together; a request larger than
 ``max_batch_size`` runs alone, unsplit. The model call runs in a thread, off the event loop, and the
 output rows are split back to each request's future.
 
@@ -64,8 +63,6 @@ class DynamicBatcher:
         max_batch_size: int = 8,
         timeout_ms: float = 2.0,
         max_queue: int = 256,
-        preferred_batch_sizes: Iterable[int] = (),
-        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -73,15 +70,10 @@ class DynamicBatcher:
             raise ValueError(f"timeout_ms must not be negative, got {timeout_ms}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
-        preferred = sorted({int(s) for s in preferred_batch_sizes})
-        if any(s < 1 or s > max_batch_size for s in preferred):
-            raise ValueError(f"preferred batch sizes {preferred} must lie in 1..{max_batch_size}")
         self.run = run
         self.max_batch_size = int(max_batch_size)
         self.timeout_s = float(timeout_ms) / 1000.0
         self.max_queue = int(max_queue)
-        self.preferred_batch_sizes = tuple(preferred)
-        self.on_batch = on_batch
         self.batches_run = 0
         self._queue: deque[_Request] = deque()
         self._queued_images = 0
@@ -199,7 +191,7 @@ class DynamicBatcher:
                 batch.append(nxt)
                 count += nxt.size
                 continue
-            if count in self.preferred_batch_sizes or self._closing:
+            if self._closing:
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -224,8 +216,6 @@ class DynamicBatcher:
             return
         finally:
             self.batches_run += 1
-        if self.on_batch is not None:
-            self.on_batch(int(images.shape[0]))
         start = 0
         for request in batch:
             rows = outputs[start : start + request.size]
@@ -256,10 +246,9 @@ def batcher_for(
     max_queue: int,
     providers: Iterable[str],
     run: RunFn,
-    on_batch: Callable[[int], None] | None = None,
 ) -> DynamicBatcher | None:
     """The batcher the settings ask for, or None when batching is off (max batch size 1)."""
     size = default_max_batch_size(providers) if max_batch_size is None else max_batch_size
     if size <= 1:
         return None
-    return DynamicBatcher(run, max_batch_size=size, timeout_ms=timeout_ms, max_queue=max_queue, on_batch=on_batch)
+    return DynamicBatcher(run, max_batch_size=size, timeout_ms=timeout_ms, max_queue=max_queue)

@@ -19,13 +19,11 @@ import numpy as np
 import onnxruntime as ort
 
 from service import cpus
-from service.core.contract import MetadataError, ModelMetadata
+from service.core.contract import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from service.settings import PREFERRED_PROVIDERS, Settings
 
 log = logging.getLogger("service.inference.engine")
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "heatmaps"
 _FLOAT = "tensor(float)"
 
 
@@ -86,7 +84,7 @@ class Engine:
         providers: tuple[str, ...] | list[str] = (),
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
-        intra_op_spinning: bool = True,
+        intra_op_spinning: bool = False,
         io_binding: bool | None = None,
     ) -> Engine:
         """Open, check and probe the model with one blank image; raises :class:`ModelLoadError`.

@@ -1,4 +1,4 @@
-"""The image -> input affine map, its inverse and the pixels it renders."""
+"""The one geometry: the service's maps and the training crops, their inverses, and the pixels they render."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from service.core.errors import PoseError
-from service.core.geometry import draft_size, parse_bbox, plan
+from service.core.geometry import Affine, draft_size, parse_bbox, plan
 from service.imaging.resample import resample_into
 from tests.helpers.answers import http_answer
 
@@ -128,3 +128,48 @@ def test_reduced_image_renders_like_the_full_one():
     reduced = smooth.reduce(4)  # box average: the same pixel-edge geometry as a JPEG DCT draft
     np.testing.assert_allclose(rendered(reduced, a, 4.0, smooth.size), rendered(smooth, a), atol=0.01)
     assert draft_size(smooth.size, a) == (256, 205)
+
+
+@pytest.mark.parametrize("rotation,flip", [(0.0, False), (23.0, False), (-37.5, True), (180.0, True)])
+def test_training_crop_inverse_is_exact(rotation: float, flip: bool) -> None:
+    crop = Affine.crop((311.7, 95.2), 143.0, (256, 192), rotation, flip)
+    pts = np.random.default_rng(0).uniform(-50, 400, (20, 2))
+    np.testing.assert_allclose(crop.to_image(crop.to_input(pts)), pts, atol=1e-9)
+    np.testing.assert_allclose(crop.inverse().to_input(crop.to_input(pts)), pts, atol=1e-9)
+    np.testing.assert_allclose(crop.inverse().inverse().matrix, crop.matrix, atol=1e-12)
+    assert Affine.from_matrix(crop.matrix) == crop
+
+
+def test_training_crop_box_fills_the_crop_under_the_pixel_centre_convention() -> None:
+    # a 64-pixel box around (100, 50) maps its edges onto the crop's edges at -0.5 and 255.5
+    crop = Affine.crop((100.0, 50.0), 64.0, (256, 256))
+    corners = np.array([[100 - 32, 50 - 32], [100 + 32, 50 + 32], [100, 50]], float)
+    np.testing.assert_allclose(crop.to_input(corners), [[-0.5, -0.5], [255.5, 255.5], [127.5, 127.5]])
+
+
+def test_rotation_turns_content_counter_clockwise_and_flip_mirrors() -> None:
+    turned = Affine.crop((0.0, 0.0), 256.0, INPUT, rotation=90.0)
+    right_of_centre = turned.to_input(np.array([10.0, 0.0]))
+    np.testing.assert_allclose(right_of_centre, [127.5, 127.5 - 10.0], atol=1e-9)  # now above the centre
+    plain = Affine.crop((40.0, 60.0), 80.0, INPUT, rotation=17.0)
+    flipped = Affine.crop((40.0, 60.0), 80.0, INPUT, rotation=17.0, flip=True)
+    p = np.array([[33.0, 71.0], [50.0, 20.0]])
+    a, b = plain.to_input(p), flipped.to_input(p)
+    np.testing.assert_allclose(b[:, 0], 255 - a[:, 0], atol=1e-9)
+    np.testing.assert_allclose(b[:, 1], a[:, 1], atol=1e-9)
+
+
+def test_the_service_map_is_a_centred_crop_without_rotation():
+    """A box plan is the same map as a training crop of the grown box's longer side (letterbox, no turn)."""
+    a = plan((640, 480), INPUT, "letterbox", (100.0, 40.0, 200.0, 360.0))
+    side = 360.0 * 1.25
+    crop = Affine.crop((100.0 + 100.0 - 0.5, 40.0 + 180.0 - 0.5), side, INPUT)
+    assert a.axis_aligned and crop.axis_aligned
+    np.testing.assert_allclose(a.matrix, crop.matrix, atol=1e-12)
+
+
+def test_resampling_refuses_a_turned_map():
+    image = Image.new("RGB", (40, 30))
+    out = np.zeros((3, *INPUT), np.float32)
+    with pytest.raises(ValueError):
+        resample_into(image, Affine.crop((20.0, 15.0), 30.0, INPUT, rotation=10.0), out)
