@@ -276,7 +276,9 @@ def markdown(report: dict[str, Any]) -> str:
         "- **API key** (optional): with `POSE_API_KEY` set, everything but the demo page `/` (exact path; a static "
         "page with no data that asks for the key and sends it as `X-API-Key`), `/healthz`, `/readyz`, `/docs` and "
         "`/openapi.json` needs `Authorization: Bearer <key>` or `X-API-Key: <key>` (constant-time comparison), else "
-        "`401`. The key appears in no log line and no error body.",
+        "`401`, whatever the method (`OPTIONS` and `HEAD` included). The key appears in no log line and no error "
+        "body. The demo page is served with a Content-Security-Policy that runs only its own inline script and "
+        "style (by hash), connects only to this origin and forbids framing, plus `X-Content-Type-Options: nosniff`.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "
         "image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
         "is a sane token (else generated) and returned on every response.",

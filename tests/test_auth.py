@@ -44,6 +44,14 @@ def test_other_endpoints_need_the_key(path: str, keyed_server: ServiceProcess) -
         assert client.get(path, headers={"x-api-key": KEY}).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/predict", "/model", "/metrics", "/nowhere"])
+def test_no_method_skips_the_key(path: str, keyed_server: ServiceProcess) -> None:
+    """OPTIONS (no CORS here, so no preflight to let through) and HEAD need the key like any other method."""
+    with keyed_server.client() as client:
+        for method in ("OPTIONS", "HEAD", "PUT", "DELETE"):
+            assert client.request(method, path).status_code == 401, (method, path)
+
+
 def test_demo_page_is_open_but_only_its_exact_path(keyed_server: ServiceProcess) -> None:
     """``/`` is the static page (it asks for the key and sends it as X-API-Key); nothing below it is open."""
     with keyed_server.client() as client:

@@ -87,10 +87,21 @@ def page(browser: object, constant_server: ServiceProcess) -> Iterator[object]:
     opened = context.new_page()
     problems: list[str] = []
     opened.on("pageerror", lambda exc: problems.append(str(exc)))
+    # a script or style the page's Content-Security-Policy blocks shows up as a console error
+    opened.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     opened.goto(constant_server.url + "/")
     yield opened
     context.close()
     assert not problems, f"JavaScript errors on the page: {problems}"
+
+
+def test_page_is_served_with_a_strict_policy(constant_server: ServiceProcess) -> None:
+    with constant_server.client() as client:
+        headers = client.get("/").headers
+    policy = headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "sha256-" in policy
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
 
 
 def api_keypoints(server: ServiceProcess, **params: str) -> list[dict]:
@@ -110,7 +121,7 @@ def table_rows(page: object) -> list[list[str]]:
 
 def test_upload_shows_skeleton_table_and_timings(page: object, constant_server: ServiceProcess, tmp_path: Path) -> None:
     page.set_input_files("#file", str(PHOTO))
-    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+    page.wait_for_function("() => document.querySelectorAll('#keypoints tbody tr').length === 16")
 
     expected = api_keypoints(constant_server)
     rows = table_rows(page)
@@ -137,7 +148,7 @@ def test_upload_shows_skeleton_table_and_timings(page: object, constant_server: 
 
 def test_person_box_and_threshold(page: object, constant_server: ServiceProcess) -> None:
     page.set_input_files("#file", str(PHOTO))
-    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+    page.wait_for_function("() => document.querySelectorAll('#keypoints tbody tr').length === 16")
 
     # Drag a box on the canvas: the page asks /predict again with bbox=... and shows that answer.
     box = page.locator("#canvas").bounding_box()
@@ -178,5 +189,5 @@ def test_api_error_is_shown_readably(page: object, tmp_path: Path) -> None:
 
     # The page recovers: a real photo next gives a result and clears the message.
     page.set_input_files("#file", str(PHOTO))
-    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16")
+    page.wait_for_function("() => document.querySelectorAll('#keypoints tbody tr').length === 16")
     assert page.is_hidden("#error")

@@ -6,6 +6,9 @@ limits, errors and pipeline call), then draws the keypoints with :mod:`service.i
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -42,10 +45,42 @@ def index_html() -> str:
     return INDEX_HTML.read_text(encoding="utf-8")
 
 
+def _inline_hashes(html: str, tag: str) -> list[str]:
+    """CSP source expressions (``'sha256-...'``) of the page's inline ``<tag>`` blocks."""
+    bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies]
+
+
+@cache
+def page_headers() -> dict[str, str]:
+    """The demo page runs only its own inline script and style (by hash), talks only to this origin,
+    and may not be framed."""
+    html = index_html()
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {' '.join(_inline_hashes(html, 'script'))}",
+            f"style-src {' '.join(_inline_hashes(html, 'style'))}",
+            "img-src 'self' blob: data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+
+
 @router.get("/", response_class=HTMLResponse, tags=["demo"], summary="Demo page: upload an image, see the pose")
 async def index() -> HTMLResponse:
     """A self-contained page (no external resources) that calls `/predict` and draws the result."""
-    return HTMLResponse(index_html())
+    return HTMLResponse(index_html(), headers=page_headers())
 
 
 @router.post(
