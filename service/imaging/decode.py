@@ -38,6 +38,8 @@ class TooManyPixels(PoseError):
     """More pixels than the service's limit (checked from the header, before decoding)."""
 
 
+_STRIP_PIXELS = 1 << 20  # high-bit-depth images are narrowed to 8 bits about a megapixel at a time
+
 # Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
 SUPPORTED_FORMATS: dict[str, str] = {
     "JPEG": "JPEG",
@@ -189,12 +191,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode.startswith("I;16") or mode == "I":
-        image = Image.fromarray(_scale_16bit(np.asarray(image)), "L")
-    elif mode == "F":
-        values = np.asarray(image, dtype=np.float32)
-        scale = 255.0 if float(np.nanmax(values, initial=0.0)) <= 1.0 else 1.0
-        image = Image.fromarray(np.clip(np.nan_to_num(values) * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        image = _to_8bit_grey(image)
     elif mode in ("LA", "La", "PA", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
@@ -217,10 +215,33 @@ def _oriented(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
-def _scale_16bit(values: np.ndarray) -> np.ndarray:
-    """16-bit samples (0..65535) -> 8-bit, rounded."""
-    wide = np.clip(values.astype(np.int64), 0, 65535)
-    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+def _to_8bit_grey(image: Image.Image) -> Image.Image:
+    """16/32-bit integer or float grey -> 8-bit ``L``, a strip of rows at a time.
+
+    Integers are 16-bit samples (0..65535, clipped) rounded to 8 bits; floats are taken as 0..1 when
+    none exceeds 1, else as 0..255. Only one strip is ever widened, so the peak memory is the decoded
+    image, the 8-bit result and a megapixel's worth of arithmetic (a whole-image wide copy of a
+    7000x7000 16-bit PNG cost over 1 GB).
+    """
+    width, height = image.size
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    strips = range(0, height, rows)
+
+    def strip(top: int) -> np.ndarray:
+        return np.asarray(image.crop((0, top, width, min(height, top + rows))))
+
+    out = np.empty((height, width), np.uint8)
+    if image.mode == "F":
+        peak = max((float(np.nanmax(strip(top), initial=0.0)) for top in strips), default=0.0)
+        scale = np.float32(255.0 if peak <= 1.0 else 1.0)
+        for top in strips:
+            values = np.nan_to_num(strip(top), nan=0.0, posinf=255.0, neginf=0.0)
+            out[top : top + rows] = np.clip(values * scale + np.float32(0.5), 0, 255)
+    else:
+        for top in strips:
+            samples = np.clip(strip(top), 0, 65535).astype(np.uint32)  # 65535 * 255 + 32767 < 2**32
+            out[top : top + rows] = (samples * 255 + 32767) // 65535
+    return Image.fromarray(out, "L")
 
 
 def _unsupported_message(kind: str) -> str:
