@@ -1,4 +1,5 @@
-"""Decoding high-bit-depth images is bounded in memory: no whole-image wide copies on the way to 8 bits.
+"""Decoding is bounded in memory: no whole-image wide copies on the way to 8 bits, and a batch holds one
+full-size decode at a time.
 
 Each case decodes a near-limit image (7000x7000 = 49 megapixels, under the default 50 M pixel limit)
 that compresses to a few hundred kilobytes, in a fresh process, and checks the peak RSS growth.
@@ -62,3 +63,35 @@ def test_high_bit_depth_decode_stays_near_its_floor(mode, fmt, limit_mb, fill, t
     assert path.stat().st_size < 2 * MB  # a small upload
     grown = peak_growth(path)
     assert grown < limit_mb * MB, f"decoding grew the peak RSS by {grown / MB:.0f} MB"
+
+
+BATCH = """
+import asyncio, resource, sys
+from service.inference.engine import Engine
+from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
+engine = Engine.load(sys.argv[1], intra_op_threads=1)
+pipeline = Pipeline(engine.info, DirectInference(engine.run), 50_000_000)
+uploads = [Upload(open(path, "rb").read(), "image/png") for path in sys.argv[2:]]
+asyncio.run(pipeline.predict_uploads(uploads[:1], PredictOptions()))  # one image: the floor
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+predictions = asyncio.run(pipeline.predict_uploads(uploads, PredictOptions()))
+assert len(predictions) == len(uploads)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_holds_one_full_size_decode_at_a_time(constant_model_path, tmp_path):
+    """Six 20-megapixel PNGs (60 MB of RGB each) in one call cost no more than one of them."""
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"big{i}.png"
+        Image.new("RGB", (5000, 4000), (40 * i, 90, 200)).save(path)
+        paths.append(path)
+    result = subprocess.run(
+        [sys.executable, "-c", BATCH, str(constant_model_path), *map(str, paths)],
+        cwd=REPO_ROOT, env=service_env(None), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    grown = int(result.stdout.strip())
+    assert grown < 100 * MB, f"the batch grew the peak RSS by {grown / MB:.0f} MB over one image"

@@ -40,14 +40,14 @@ def test_decoded_images_and_uploads_agree(predictor):
     np.testing.assert_array_equal(from_image.scores, from_bytes.scores)
     [(x, y)] = from_image.points
     assert abs(x - 100.0) < 0.5 and abs(y - 150.0) < 0.5
-    assert from_bytes.image.size == (320, 200)
+    assert from_bytes.size == (320, 200) and from_bytes.image is None  # its pixels were not kept
 
 
 def test_one_model_call_per_request_with_mirrored_copies(predictor):
     predictor.calls.clear()
     images = [DecodedImage.from_pil(Image.new("RGB", (50 + i, 40))) for i in range(3)]
     results = asyncio.run(predictor.predict_images(images, PredictOptions(flip=True)))
-    assert [r.image.size[0] for r in results] == [50, 51, 52]
+    assert [r.size[0] for r in results] == [50, 51, 52]
     assert predictor.calls == [6]  # three images and their mirror images, one batch
 
 
@@ -85,11 +85,11 @@ def test_restart_marker_jpeg_predicts_the_same_on_any_decode_thread_count(blob_m
 
     def predict(threads: int):
         predictor = Pipeline(engine.info, DirectInference(engine.run), 10_000_000, decode_threads=threads)
-        [prediction] = asyncio.run(predictor.predict_uploads([Upload(data, "image/jpeg")], PredictOptions()))
+        [prediction] = asyncio.run(predictor.predict_uploads([Upload(data, "image/jpeg")], PredictOptions(), True))
         return prediction
 
     one, four = predict(1), predict(4)
-    assert np.array_equal(np.asarray(one.image.image), np.asarray(four.image.image))
+    assert np.array_equal(np.asarray(one.decoded().image), np.asarray(four.decoded().image))
     np.testing.assert_array_equal(one.points, four.points)
     [(x, y)] = four.points
     assert abs(x - 1500.0) < 19 and abs(y - 500.0) < 19  # half a heatmap cell (37.5 px)

@@ -107,13 +107,13 @@ async def predict_render(
     """Same input as `/predict` (multipart field `file` or raw `image/*` body); limbs are coloured by body side
     (left blue, right orange, centre green)."""
     uploads = await read_uploads(request, "file", 1, services.settings.max_upload_bytes, allow_raw=True)
-    [prediction] = await predict_and_note(request, services, pipeline, uploads, options)
+    [prediction] = await predict_and_note(request, services, pipeline, uploads, options, keep_images=True)
     upload = uploads[0]
     reread = upload_decoder(upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads)
 
     def draw() -> bytes:
         p = prediction
-        picture = overlay_picture(p.image, p.points, p.scores, pipeline.layout, reread, threshold, max_side)
+        picture = overlay_picture(p.decoded(), p.points, p.scores, pipeline.layout, reread, threshold, max_side)
         return encode(picture, picture_format)
 
     body = await anyio.to_thread.run_sync(draw)

@@ -58,10 +58,15 @@ Options = Annotated[PredictOptions, Depends(predict_options)]
 
 
 async def predict_and_note(
-    request: Request, services: Services, pipeline: Pipeline, uploads: Sequence[Upload], options: PredictOptions
+    request: Request,
+    services: Services,
+    pipeline: Pipeline,
+    uploads: Sequence[Upload],
+    options: PredictOptions,
+    keep_images: bool = False,
 ) -> list[Prediction]:
     """Run the uploads through the pipeline; record the stage times in the metrics and the access log."""
-    predictions = await pipeline.predict_uploads(uploads, options)
+    predictions = await pipeline.predict_uploads(uploads, options, keep_images)
     timings = [p.timings for p in predictions]
     services.metrics.observe_stages(timings)
     batch = timings[0]  # the stages after decoding ran once for the whole batch
@@ -71,7 +76,7 @@ async def predict_and_note(
         "inference": batch.inference,
         "postprocess": batch.postprocess,
     }
-    width, height = predictions[0].image.size
+    width, height = predictions[0].size
     setattr(request.state, STATE_TIMINGS, stages)
     setattr(request.state, STATE_IMAGE, {"width": width, "height": height, "count": len(predictions)})
     return predictions

@@ -67,7 +67,7 @@ class PoseResult(BaseModel):
         timings = Timings.model_construct(
             decode=t.decode, preprocess=t.preprocess, inference=t.inference, postprocess=t.postprocess
         )
-        width, height = prediction.image.size
+        width, height = prediction.size
         return cls.model_construct(
             keypoints=keypoints, image=ImageSize(width=width, height=height), model=model, timings_ms=timings
         )

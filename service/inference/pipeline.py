@@ -79,17 +79,26 @@ class Prediction:
 
     points: np.ndarray  # (K, 2) float64 x, y: pixel centres at integers, (0, 0) the top-left pixel
     scores: np.ndarray  # (K,) float32 heatmap peaks
-    image: DecodedImage  # the oriented image, possibly decoded at reduced scale (see DecodedImage)
+    size: tuple[int, int]  # the oriented image's (width, height)
     timings: StageTimes
+    # the oriented image (possibly decoded at reduced scale, see DecodedImage): kept only when asked for
+    image: DecodedImage | None = None
+
+    def decoded(self) -> DecodedImage:
+        """The image the keypoints were computed on (predict with ``keep_images=True``)."""
+        if self.image is None:
+            raise ValueError("the image was not kept: predict with keep_images=True")
+        return self.image
 
 
 @dataclass
 class _Prepared:
-    images: Sequence[DecodedImage]
+    sizes: list[tuple[int, int]]
     affines: list[Affine]
     decode_ms: list[float]
     batch: np.ndarray
     preprocess_ms: float
+    images: Sequence[DecodedImage] | None  # kept for the caller, else None
 
 
 def _ms(start: float) -> float:
@@ -109,9 +118,16 @@ class Pipeline:
         self.decode_threads = decode_threads  # for one large JPEG with restart markers (service.imaging.jpeg)
 
     # ------------------------------------------------------------------ entry points
-    async def predict_uploads(self, uploads: Sequence[Upload], options: PredictOptions) -> list[Prediction]:
-        """Bytes -> predictions, one per upload, in order (one model call for all of them)."""
-        return await self._predict(lambda: self._decode_and_prepare(uploads, options), options)
+    async def predict_uploads(
+        self, uploads: Sequence[Upload], options: PredictOptions, keep_images: bool = False
+    ) -> list[Prediction]:
+        """Bytes -> predictions, one per upload, in order (one model call for all of them).
+
+        Each upload is decoded straight into its slot of the model input and its pixels dropped before
+        the next is decoded, so a batch holds one full-size decode at a time; ``keep_images`` keeps them
+        (in :attr:`Prediction.image`) for a caller that draws on them.
+        """
+        return await self._predict(lambda: self._decode_and_prepare(uploads, options, keep_images), options)
 
     async def predict_images(self, images: Sequence[DecodedImage], options: PredictOptions) -> list[Prediction]:
         """Already decoded, EXIF-oriented images -> predictions (see :meth:`DecodedImage.from_pil`)."""
@@ -138,43 +154,57 @@ class Pipeline:
         heatmaps = await inference.submit(prepared.batch)
         return self._postprocess(prepared, heatmaps, _ms(start), options)
 
-    def _decode_and_prepare(self, uploads: Sequence[Upload], options: PredictOptions) -> _Prepared:
-        decoded, affines, decode_ms = [], [], []
-        for upload in uploads:
+    def _decode_and_prepare(self, uploads: Sequence[Upload], options: PredictOptions, keep: bool) -> _Prepared:
+        n = len(uploads)
+        batch = self._empty_batch(n, options.flip)
+        sizes, affines, decode_ms, kept = [], [], [], []
+        preprocess_ms = 0.0
+        for slot, upload in zip(batch[:n], uploads, strict=True):
             start = time.perf_counter()
             opened = open_image(upload.data, self.max_pixels, upload.content_type)
             # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
             min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
             image = decode_rgb(opened, min_size, self.decode_threads)
-            decoded.append(image)
-            affines.append(self.plan(image.size, options))
+            affine = self.plan(image.size, options)
             decode_ms.append(_ms(start))
+            start = time.perf_counter()
+            resample_into(image.image, affine, slot, image.reduction, image.size)
+            preprocess_ms += _ms(start)
+            sizes.append(image.size)
+            affines.append(affine)
+            if keep:
+                kept.append(image)
+            del image, opened  # the next upload decodes without this one's pixels alive
         start = time.perf_counter()
-        batch = self._fill_batch(decoded, affines, options.flip)
-        return _Prepared(decoded, affines, decode_ms, batch, _ms(start))
+        self._mirror(batch, n, options.flip)
+        return _Prepared(sizes, affines, decode_ms, batch, preprocess_ms + _ms(start), kept if keep else None)
 
     def _plan_and_prepare(self, images: Sequence[DecodedImage], options: PredictOptions) -> _Prepared:
         start = time.perf_counter()
         affines = [self.plan(image.size, options) for image in images]
-        batch = self._fill_batch(images, affines, options.flip)
-        return _Prepared(images, affines, [0.0] * len(images), batch, _ms(start))
-
-    def _fill_batch(self, images: Sequence[DecodedImage], affines: Sequence[Affine], flip: bool) -> np.ndarray:
-        """One preallocated ``(N or 2N, 3, H, W)`` batch; the mirrored copies follow when flipping."""
         n = len(images)
-        batch = np.zeros(((2 if flip else 1) * n, 3, *self.codec.input_size), np.float32)
+        batch = self._empty_batch(n, options.flip)
         for slot, image, affine in zip(batch[:n], images, affines, strict=True):
             resample_into(image.image, affine, slot, image.reduction, image.size)
+        self._mirror(batch, n, options.flip)
+        sizes = [image.size for image in images]
+        return _Prepared(sizes, affines, [0.0] * n, batch, _ms(start), images)
+
+    def _empty_batch(self, n: int, flip: bool) -> np.ndarray:
+        """A zeroed ``(N or 2N, 3, H, W)`` input; with ``flip`` the mirrored copies follow the originals."""
+        return np.zeros(((2 if flip else 1) * n, 3, *self.codec.input_size), np.float32)
+
+    @staticmethod
+    def _mirror(batch: np.ndarray, n: int, flip: bool) -> None:
         if flip:
             batch[n:] = batch[:n, :, :, ::-1]
-        return batch
 
     def _postprocess(
         self, prepared: _Prepared, heatmaps: np.ndarray, inference_ms: float, options: PredictOptions
     ) -> list[Prediction]:
         """Heatmaps -> keypoints in image pixels, through each input map's exact inverse."""
         start = time.perf_counter()
-        n = len(prepared.images)
+        n = len(prepared.sizes)
         if options.flip:
             heatmaps = 0.5 * (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.layout.flip_index))
         coords, scores = self.codec.decode(heatmaps, options.refine)
@@ -184,10 +214,11 @@ class Pipeline:
             Prediction(
                 points[i],
                 scores[i],
-                image,
+                size,
                 StageTimes(prepared.decode_ms[i], prepared.preprocess_ms, inference_ms, postprocess_ms),
+                None if prepared.images is None else prepared.images[i],
             )
-            for i, image in enumerate(prepared.images)
+            for i, size in enumerate(prepared.sizes)
         ]
 
 
