@@ -83,6 +83,36 @@ def test_sigterm_during_load_finishes_in_flight_requests_and_exits_0(tmp_path: P
 
 
 @pytest.mark.slow
+def test_sigterm_refuses_queued_requests_at_once_and_finishes_the_running_one(tmp_path: Path) -> None:
+    """Requests waiting for a slot when SIGTERM comes get 503 + Retry-After at once (they can go elsewhere);
+    the one holding the slot still gets its answer."""
+    model = fault_models.write_model(tmp_path / "slow.onnx", "slow", slow_iterations=600)  # seconds per call
+    server = ServiceProcess(model, shutdown_timeout_s=60, max_concurrency=1, max_queue=8, request_timeout_s=60)
+    server.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            running = pool.submit(post_green, server.url)
+            wait_in_flight(server, 1)
+            queued = [pool.submit(post_green, server.url) for _ in range(3)]
+            wait_in_flight(server, 4)
+            assert server.process is not None
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            refused = [f.result() for f in queued]
+            refused_after = time.monotonic() - signalled
+            finished = running.result()
+        returncode = server.process.wait(60)
+    finally:
+        server.stop()
+    assert [status for status, _ in refused] == [503] * 3, refused
+    assert refused_after < 1.0, refused_after  # not after the running request, nor at the shutdown timeout
+    assert finished[0] == 200, finished
+    assert returncode == 0
+    queued_lines = [line for line in log_lines(server) if line["status"] == 503]
+    assert len(queued_lines) == 3
+
+
+@pytest.mark.slow
 def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     """A request longer than POSE_SHUTDOWN_TIMEOUT_S gets a 503 (retry elsewhere) when the wait ends."""
     # ~5 s of inference on an idle machine: far longer than the 1 s shutdown timeout, whatever the load

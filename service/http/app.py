@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_concurrency=settings.max_concurrency,
         max_queue=settings.max_queue,
         timeout_s=settings.request_timeout_s,
+        draining=lambda: services.readiness.state is State.DRAINING,
     )
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
     if api_key:

@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -41,6 +41,7 @@ STATE_IMAGE = "image"  # request.state.image: {"width": int, "height": int, "cou
 # key itself and sends it as X-API-Key with every call it makes.
 OPEN_PATHS: frozenset[str] = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 PREDICTION_PATH_PREFIX = "/predict"
+DRAIN_POLL_S = 0.05  # how often a request waiting for a slot checks whether the service is draining
 
 CLIENT_CLOSED_REQUEST = 499  # logged status of a request whose client disconnected (nginx's convention)
 
@@ -260,7 +261,9 @@ class Backpressure:
     """At most ``max_concurrency`` prediction requests in flight and ``max_queue`` waiting for a slot.
 
     Past that: an immediate 503 with ``Retry-After``. Each request has ``timeout_s`` from arrival (queueing
-    included); past it the client gets a 504 at once and the request's work is cancelled. The slot comes back
+    included); past it the client gets a 504 at once and the request's work is cancelled. Once ``draining()``
+    is true (SIGTERM), requests still waiting for a slot, and any that arrive, get a 503 with ``Retry-After`` at
+    once (a client can retry elsewhere), while those holding a slot finish. The slot comes back
     when the cancelled work has stopped: at once for a request still reading its upload or waiting on the
     batcher, after the current ONNX Runtime call for one inside it (that call cannot be interrupted), so the
     CPU is never oversubscribed. Only paths starting with ``path_prefix`` are limited.
@@ -275,6 +278,7 @@ class Backpressure:
         timeout_s: float,
         retry_after_s: int = 1,
         path_prefix: str = PREDICTION_PATH_PREFIX,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
         if max_concurrency < 1 or max_queue < 0 or timeout_s <= 0:
             raise ValueError("need max_concurrency >= 1, max_queue >= 0 and timeout_s > 0")
@@ -284,6 +288,7 @@ class Backpressure:
         self.timeout_s = timeout_s
         self.retry_after = str(max(1, int(retry_after_s))).encode()
         self.path_prefix = path_prefix
+        self.draining = draining
         self.in_flight = 0
         self.waiting = 0
         self._free = asyncio.Semaphore(max_concurrency)
@@ -296,28 +301,50 @@ class Backpressure:
         if not self._limited(scope):
             await self.app(scope, receive, send)
             return
+        if self.draining():
+            await self._refuse(send, "shutting_down", "the service is shutting down; retry elsewhere")
+            return
         if self.in_flight >= self.max_concurrency and self.waiting >= self.max_queue:
-            await send_json_error(
-                send,
-                503,
-                "overloaded",
-                "too many requests in flight; retry later",
-                headers=[(b"retry-after", self.retry_after)],
-            )
+            await self._refuse(send, "overloaded", "too many requests in flight; retry later")
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         self.waiting += 1
         try:
             async with asyncio.timeout_at(deadline):
-                await self._free.acquire()
+                admitted = await self._wait_for_slot()
         except TimeoutError:
             await self._timed_out(send)
             return
         finally:
             self.waiting -= 1
+        if not admitted:
+            await self._refuse(send, "shutting_down", "the service is shutting down; retry elsewhere")
+            return
         self.in_flight += 1
         await self._run(scope, receive, send, deadline)
+
+    async def _wait_for_slot(self) -> bool:
+        """Take a slot (True), or give up once the service drains (False); the caller bounds the wait."""
+        acquire = asyncio.ensure_future(self._free.acquire())
+        granted = False
+        try:
+            while not granted:
+                done, _ = await asyncio.wait({acquire}, timeout=DRAIN_POLL_S)
+                if done:
+                    granted = True
+                elif self.draining():
+                    return False
+            return True
+        finally:
+            if not granted:
+                if acquire.done() and not acquire.cancelled():
+                    self._free.release()  # granted just as the wait ended: hand the slot back
+                else:
+                    acquire.cancel()
+
+    async def _refuse(self, send: Send, code: str, message: str) -> None:
+        await send_json_error(send, 503, code, message, headers=[(b"retry-after", self.retry_after)])
 
     def _release(self, _: object = None) -> None:
         self.in_flight -= 1
