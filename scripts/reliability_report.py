@@ -279,6 +279,11 @@ def markdown(report: dict[str, Any]) -> str:
         "`401`, whatever the method (`OPTIONS` and `HEAD` included). The key appears in no log line and no error "
         "body. The demo page is served with a Content-Security-Policy that runs only its own inline script and "
         "style (by hash), connects only to this origin and forbids framing, plus `X-Content-Type-Options: nosniff`.",
+        "- **Connections** (`service/http/protocol.py`, uvicorn's httptools protocol with the limits uvicorn lacks): "
+        "a request head larger than `POSE_MAX_HEADER_BYTES` (32 KiB) or with more than 100 fields is a `431` before "
+        "the rest is read; a head not complete `POSE_HEADER_TIMEOUT_S` (10 s) after it is due, a `408`; past "
+        "`POSE_MAX_CONNECTIONS` open connections (default: the descriptor limit minus 64) the oldest one that has "
+        "not sent a byte is closed to make room, else the newcomer gets `503`. Each closes the connection.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "
         "image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
         "is a sane token (else generated) and returned on every response.",

@@ -16,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.http.app import create_app
+from service.http.protocol import connection_limits, guarded_protocol
 from service.inference.engine import Engine, ModelLoadError
 from service.inference.readiness import Readiness
 from service.settings import Settings
@@ -60,6 +61,9 @@ def main() -> int:
         log_level=settings.log_level,
         access_log=False,  # service.http.middleware.RequestContext writes one JSON line per request instead
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        http=guarded_protocol(
+            connection_limits(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
+        ),
     )
     server = DrainingServer(config, app.state.services.readiness)
     # uvicorn restores the previous handler after a graceful stop and re-raises the signal through it;

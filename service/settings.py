@@ -93,6 +93,25 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish before they are cancelled."
     )
+    # connections (service/http/protocol.py)
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) in bytes; larger: 431 and the connection "
+        "closes before the rest is read. At most 100 header fields.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request head (on a new connection, or on a kept-alive one once "
+        "its previous answer is sent); past it: 408 and the connection closes.",
+    )
+    max_connections: int = Field(
+        0,
+        ge=0,
+        description="Most open connections (0: the process's file-descriptor limit minus 64, at most 4096). Past "
+        "it the oldest connection that has not sent a byte is closed, else the new one gets 503.",
+    )
     # dynamic batching (service/inference/batching.py)
     batch_max_size: int | None = Field(
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -39,7 +40,9 @@ def service_env(model_path: Path | str | None, **settings: object) -> dict[str, 
 class ServiceProcess:
     """``python -m service`` in a subprocess; use as a context manager or call start()/stop()."""
 
-    def __init__(self, model_path: Path | str | None, **settings: object) -> None:
+    def __init__(self, model_path: Path | str | None, fd_limit: int | None = None, **settings: object) -> None:
+        """``fd_limit``: the server's soft RLIMIT_NOFILE (open descriptors), to test behaviour at the limit."""
+        self.fd_limit = fd_limit
         self.port = free_port()
         self.env = service_env(model_path, host="127.0.0.1", port=self.port, **settings)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,11 +57,20 @@ class ServiceProcess:
     def start(self, wait: str | None = "/readyz", timeout: float = 60.0) -> ServiceProcess:
         """Spawn the server and wait until ``wait`` answers 200 (None: return at once)."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=None if self.fd_limit is None else self._limit_fds,
         )
         if wait is not None:
             self.wait_for(wait, timeout)
         return self
+
+    def _limit_fds(self) -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, hard))
 
     def wait_for(self, path: str, timeout: float = 60.0, status: int = 200) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,172 @@
+"""The HTTP/1.1 connection the service runs under uvicorn: its httptools protocol plus the limits uvicorn lacks.
+
+uvicorn bounds neither the size of a request head, nor the time a client may take to send it, nor the number of
+open connections: a few clients that send headers forever, or never send a byte, can hold every file descriptor.
+:func:`guarded_protocol` subclasses uvicorn's own httptools protocol (the parser and the ASGI cycle stay
+uvicorn's) with three bounds:
+
+- **head size**: more than ``max_head_bytes`` received before the head is complete, or more than
+  ``max_header_fields`` fields, is a ``431`` and the connection closes (the rest is never read);
+- **head time**: a head (the first on a connection, or the next on a kept-alive one once it starts) not complete
+  ``head_timeout_s`` after it was due is a ``408`` and the connection closes;
+- **connections**: past ``max_connections`` open connections, the oldest one still waiting for its head is closed
+  to make room; when none is, the new connection gets a ``503`` and is closed. Connections holding a request are
+  never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_head_bytes: int = 32 * 1024
+    max_header_fields: int = 100
+    head_timeout_s: float = 10.0
+    max_connections: int = 512
+
+
+FD_RESERVE = 64  # descriptors kept free for the model, logs, sockets being accepted
+MAX_AUTO_CONNECTIONS = 4096
+
+
+def connection_limits(max_head_bytes: int, head_timeout_s: float, max_connections: int) -> ConnectionLimits:
+    """The limits for these settings; ``max_connections`` 0 follows this process's descriptor limit."""
+    if max_connections <= 0:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        fds = MAX_AUTO_CONNECTIONS + FD_RESERVE if soft == resource.RLIM_INFINITY else soft
+        max_connections = max(1, min(MAX_AUTO_CONNECTIONS, fds - FD_RESERVE))
+    return ConnectionLimits(max_head_bytes, ConnectionLimits.max_header_fields, head_timeout_s, max_connections)
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol class with ``limits`` (pass it as ``uvicorn.Config(http=...)``)."""
+    return type("GuardedHttpToolsProtocol", (_Guarded,), {"limits": limits})
+
+
+class _Guarded(HttpToolsProtocol):
+    limits = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_head = True
+        self._head_bytes = 0
+        self._header_fields = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._opened_at = 0.0
+        self._refused = False  # answered by a limit: the parser's remaining callbacks are ignored
+
+    # ------------------------------------------------------------------ connections
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._opened_at = self.loop.time()
+        if len(self.connections) > self.limits.max_connections and not self._evict_an_idle_connection():
+            self._answer_and_close(503, "too_many_connections", "too many open connections; retry later")
+            return
+        self._expect_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _evict_an_idle_connection(self) -> bool:
+        idle = [
+            c
+            for c in self.connections
+            if isinstance(c, _Guarded) and c is not self and c._awaiting_head and c._head_bytes == 0
+        ]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c._opened_at)
+        oldest._cancel_head_timer()
+        oldest.transport.close()
+        self.connections.discard(oldest)
+        return True
+
+    # ------------------------------------------------------------------ the request head
+    def _expect_head(self) -> None:
+        self._awaiting_head = True
+        self._head_bytes = 0
+        self._header_fields = 0
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._awaiting_head and not self.transport.is_closing():
+            self._answer_and_close(408, "request_timeout", "the request head did not arrive in time")
+
+    def data_received(self, data: bytes) -> None:
+        awaiting = self._awaiting_head
+        super().data_received(data)
+        if awaiting and self._awaiting_head and not self.transport.is_closing():
+            self._head_bytes += len(data)  # the head is still incomplete: all of this chunk belongs to it
+            if self._head_bytes > self.limits.max_head_bytes:
+                self._too_large(f"the request head exceeds {self.limits.max_head_bytes} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._header_fields += 1
+        if self._header_fields > self.limits.max_header_fields:
+            self._too_large(f"the request has more than {self.limits.max_header_fields} header fields")
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._awaiting_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._expect_head()  # the next request on this connection has the same time for its head
+
+    # ------------------------------------------------------------------ refusals
+    def _too_large(self, message: str) -> None:
+        self._answer_and_close(431, "request_header_fields_too_large", message)
+
+    def _answer_and_close(self, status: int, code: str, message: str) -> None:
+        """A complete JSON error and close; only while no request of this connection is being served."""
+        self._cancel_head_timer()
+        self._awaiting_head = False
+        self._refused = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n",
+        ]
+        if status == 503:
+            head.append(b"retry-after: 1\r\n")
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()

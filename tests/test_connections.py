@@ -1,0 +1,138 @@
+"""Connection limits (``service/http/protocol.py``): request heads bounded in size and time, open connections
+bounded below the descriptor limit; a real server, raw sockets playing the hostile clients."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.server import ServiceProcess
+
+HEAD_TIMEOUT_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def server(constant_model_path: Path) -> Iterator[ServiceProcess]:
+    with ServiceProcess(constant_model_path, header_timeout_s=HEAD_TIMEOUT_S) as running:
+        yield running
+
+
+def connect(server: ServiceProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (or ``timeout``)."""
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return b"".join(chunks)
+
+
+def still_serving(server: ServiceProcess) -> bool:
+    with server.client(timeout=10) as client:
+        return client.get("/healthz").status_code == 200
+
+
+def test_an_endless_header_is_refused_long_before_its_end(server: ServiceProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        sent = 0
+        while sent < 64 * 2**20:  # the client would go on for 64 MB
+            try:
+                sock.sendall(b"a" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 65536
+            sock.setblocking(False)
+            try:
+                if sock.recv(1, socket.MSG_PEEK):
+                    break  # the server has answered
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    assert b"request_header_fields_too_large" in reply
+    assert sent < 16 * 2**20, sent  # answered while the client was still sending (socket buffers aside)
+    assert still_serving(server)
+
+
+def test_too_many_header_fields_is_a_431(server: ServiceProcess) -> None:
+    fields = b"".join(b"X-F%d: v\r\n" % i for i in range(150))
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    assert still_serving(server)
+
+
+def test_a_silent_connection_is_closed_after_the_head_timeout(server: ServiceProcess) -> None:
+    with connect(server) as sock:
+        start = time.monotonic()
+        reply = answer(sock, timeout=10)
+        waited = time.monotonic() - start
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert HEAD_TIMEOUT_S - 0.1 <= waited < HEAD_TIMEOUT_S + 3, waited
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_off(server: ServiceProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        start, closed = time.monotonic(), False
+        while time.monotonic() - start < 6:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sock.settimeout(0.3)
+            try:
+                sock.recv(65536)  # the 408, or the end of the connection
+            except TimeoutError:
+                continue
+            closed = True
+            break
+        cut_after = time.monotonic() - start
+    assert closed and cut_after < HEAD_TIMEOUT_S + 3, cut_after
+
+
+def test_a_kept_alive_connection_gets_a_fresh_head_timeout_per_request(server: ServiceProcess) -> None:
+    with connect(server) as sock:
+        sock.settimeout(10)
+        for _ in range(3):
+            time.sleep(HEAD_TIMEOUT_S * 0.6)  # more than the timeout in all, less for each request
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = b""
+            while not reply.endswith(b'{"status":"ok"}'):
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {reply[:200]!r}"
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+def test_silent_connections_beyond_the_descriptor_limit_do_not_lock_clients_out(constant_model_path: Path) -> None:
+    """Under a 128-descriptor limit, 300 connections that never send a byte: good requests are still answered
+    (the oldest silent connections make room). Without the cap the server runs out of descriptors."""
+    with ServiceProcess(constant_model_path, fd_limit=128, header_timeout_s=60) as server:
+        silent = []
+        try:
+            for _ in range(300):
+                silent.append(connect(server))
+            time.sleep(0.5)
+            for _ in range(3):
+                with server.client(timeout=10) as client:
+                    assert client.get("/healthz").status_code == 200
+        finally:
+            for sock in silent:
+                sock.close()
+        assert "Too many open files" not in server.log
