@@ -283,7 +283,9 @@ def markdown(report: dict[str, Any]) -> str:
         "a request head larger than `POSE_MAX_HEADER_BYTES` (32 KiB) or with more than 100 fields is a `431` before "
         "the rest is read; a head not complete `POSE_HEADER_TIMEOUT_S` (10 s) after it is due, a `408`; past "
         "`POSE_MAX_CONNECTIONS` open connections (default: the descriptor limit minus 64) the oldest one that has "
-        "not sent a byte is closed to make room, else the newcomer gets `503`. Each closes the connection.",
+        "not sent a byte is closed to make room, else the newcomer gets `503`. Each closes the connection. An upload "
+        "slower than `POSE_MIN_UPLOAD_RATE` (4 KiB/s on average after `POSE_UPLOAD_GRACE_S`, 5 s) gets a `408` and "
+        "frees its prediction slot.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "
         "image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
         "is a sane token (else generated) and returned on every response.",

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish before they are cancelled."
     )
+    min_upload_rate: float = Field(
+        4096.0,
+        ge=0,
+        description="Slowest accepted upload, bytes/s on average after the first `POSE_UPLOAD_GRACE_S` (0: no "
+        "minimum); slower: 408, and the request's slot is free again.",
+    )
+    upload_grace_s: float = Field(5.0, ge=0, description="Time an upload may take before its pace is checked.")
     # connections (service/http/protocol.py)
     max_header_bytes: int = Field(
         32 * 1024,

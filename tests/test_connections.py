@@ -1,5 +1,6 @@
 """Connection limits (``service/http/protocol.py``): request heads bounded in size and time, open connections
-bounded below the descriptor limit; a real server, raw sockets playing the hostile clients."""
+bounded below the descriptor limit, uploads bounded in pace (``service/http/uploads.py``); a real server, raw
+sockets playing the hostile clients."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import hostile_inputs as corpus
 from tests.helpers.server import ServiceProcess
 
 HEAD_TIMEOUT_S = 1.0
+GOOD_JPEG = corpus.jpeg(80, 60)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,31 @@ def test_silent_connections_beyond_the_descriptor_limit_do_not_lock_clients_out(
             for sock in silent:
                 sock.close()
         assert "Too many open files" not in server.log
+
+
+def test_a_trickled_upload_is_cut_off_and_frees_its_slot(constant_model_path: Path) -> None:
+    """One prediction slot, held by a client sending a byte every quarter second: after the grace period it
+    gets a 408 (not the 504 of the 30 s request timeout), and the next client is served."""
+    with ServiceProcess(constant_model_path, max_concurrency=1, max_queue=4, upload_grace_s=1) as server:
+        with connect(server) as sock:
+            sock.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+            )
+            start, reply = time.monotonic(), b""
+            while time.monotonic() - start < 8 and not reply:
+                try:
+                    sock.sendall(b"\xff")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                sock.settimeout(0.25)
+                try:
+                    reply = sock.recv(65536)
+                except TimeoutError:
+                    continue
+            cut_after = time.monotonic() - start
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert b"upload_too_slow" in reply
+        assert cut_after < 4, cut_after
+        with server.client(timeout=10) as client:
+            good = client.post("/predict", content=GOOD_JPEG, headers={"content-type": "image/jpeg"})
+            assert good.status_code == 200, good.text

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.http.metrics import Metrics
+from service.http.uploads import UploadPace
 from service.inference.batching import DynamicBatcher
 from service.inference.engine import Engine
 from service.inference.pipeline import Pipeline
@@ -29,6 +30,10 @@ class Services:
     engine: Engine | None = None
     batcher: DynamicBatcher | None = None  # None: the pipeline calls the model directly
     pipeline: Pipeline | None = None
+
+    @property
+    def upload_pace(self) -> UploadPace:
+        return UploadPace(self.settings.min_upload_rate, self.settings.upload_grace_s)
 
 
 async def get_services(request: Request) -> Services:

@@ -106,7 +106,8 @@ async def predict_render(
 ) -> Response:
     """Same input as `/predict` (multipart field `file` or raw `image/*` body); limbs are coloured by body side
     (left blue, right orange, centre green)."""
-    uploads = await read_uploads(request, "file", 1, services.settings.max_upload_bytes, allow_raw=True)
+    settings = services.settings
+    uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, True, services.upload_pace)
     [prediction] = await predict_and_note(request, services, pipeline, uploads, options, keep_images=True)
     upload = uploads[0]
     reread = upload_decoder(upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads)

@@ -62,6 +62,7 @@ class _Guarded(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._opened_at = 0.0
         self._refused = False  # answered by a limit: the parser's remaining callbacks are ignored
+        self._message_complete = True  # the parser is between messages (not inside a request's body)
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -116,6 +117,12 @@ class _Guarded(HttpToolsProtocol):
             if self._head_bytes > self.limits.max_head_bytes:
                 self._too_large(f"the request head exceeds {self.limits.max_head_bytes} bytes")
 
+    def on_message_begin(self) -> None:
+        self._message_complete = False
+        if not self._awaiting_head:  # a head starts right after a body the app did not wait for
+            self._expect_head()
+        super().on_message_begin()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._refused:
             return
@@ -137,12 +144,13 @@ class _Guarded(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._message_complete = True
         if not self._refused:
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        if self._message_complete and not self.pipeline and not self.transport.is_closing():
             self._expect_head()  # the next request on this connection has the same time for its head
 
     # ------------------------------------------------------------------ refusals

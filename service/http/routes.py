@@ -99,7 +99,8 @@ def results(pipeline: Pipeline, predictions: Sequence[Prediction]) -> list[PoseR
 )
 async def predict(request: Request, options: Options, services: ServicesDep, pipeline: PipelineDep) -> Response:
     """One image as multipart field `file` or as the raw body (`Content-Type: image/...`)."""
-    uploads = await read_uploads(request, "file", 1, services.settings.max_upload_bytes, allow_raw=True)
+    settings = services.settings
+    uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, True, services.upload_pace)
     predictions = await predict_and_note(request, services, pipeline, uploads, options)
     [result] = results(pipeline, predictions)
     return Response(result.model_dump_json(), media_type=_JSON)
@@ -116,7 +117,9 @@ async def predict(request: Request, options: Options, services: ServicesDep, pip
 async def predict_batch(request: Request, options: Options, services: ServicesDep, pipeline: PipelineDep) -> Response:
     """Several images as multipart fields `files` (at most `POSE_MAX_FILES`); results in the same order."""
     settings = services.settings
-    uploads = await read_uploads(request, "files", settings.max_files, settings.max_upload_bytes, allow_raw=False)
+    uploads = await read_uploads(
+        request, "files", settings.max_files, settings.max_upload_bytes, False, services.upload_pace
+    )
     predictions = await predict_and_note(request, services, pipeline, uploads, options)
     return Response(_RESULTS.dump_json(results(pipeline, predictions)), media_type=_JSON)
 
