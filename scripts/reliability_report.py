@@ -286,6 +286,10 @@ def markdown(report: dict[str, Any]) -> str:
         "not sent a byte is closed to make room, else the newcomer gets `503`. Each closes the connection. An upload "
         "slower than `POSE_MIN_UPLOAD_RATE` (4 KiB/s on average after `POSE_UPLOAD_GRACE_S`, 5 s) gets a `408` and "
         "frees its prediction slot.",
+        "- **Decoding** (`service/imaging/decode.py`): a progressive JPEG with more than 100 scans is a `422` "
+        "`image_too_complex` from its bytes, before decoding (a few kilobytes of repeated empty scans cost libjpeg "
+        "seconds to minutes); 16/32-bit and float images are narrowed to 8 bits a strip at a time; a batch decodes "
+        "one upload at a time straight into the model input.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "
         "image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
         "is a sane token (else generated) and returned on every response.",

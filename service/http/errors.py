@@ -8,7 +8,7 @@ refusals only the HTTP layer can make (the request body itself: size, multipart 
 from __future__ import annotations
 
 from service.core.errors import InvalidBox, InvalidResizeMode, PoseError
-from service.imaging.decode import EmptyImage, InvalidImage, TooManyPixels, UnsupportedImage
+from service.imaging.decode import EmptyImage, InvalidImage, TooComplex, TooManyPixels, UnsupportedImage
 from service.inference.batching import Overloaded, ShuttingDown
 from service.inference.readiness import NotReady
 
@@ -18,6 +18,7 @@ DOMAIN_ERRORS: dict[type[PoseError], tuple[int, str]] = {
     InvalidImage: (400, "invalid_image"),
     TooManyPixels: (413, "too_many_pixels"),
     UnsupportedImage: (415, "unsupported_media_type"),
+    TooComplex: (422, "image_too_complex"),
     InvalidBox: (422, "invalid_bbox"),
     InvalidResizeMode: (422, "invalid_resize"),
     NotReady: (503, "not_ready"),

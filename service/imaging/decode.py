@@ -38,6 +38,15 @@ class TooManyPixels(PoseError):
     """More pixels than the service's limit (checked from the header, before decoding)."""
 
 
+class TooComplex(PoseError):
+    """An image whose decoding work its header shows to be out of all proportion to its pixels."""
+
+
+# A progressive JPEG is decoded scan by scan, each scan a pass over every coefficient block: libjpeg's own
+# scripts write 10 or fewer and optimising encoders about 20, while a few kilobytes of empty scans repeated a
+# thousand times cost libjpeg tens of seconds of CPU for a tiny image.
+MAX_JPEG_SCANS = 100
+_SOS = b"\xff\xda"  # start of scan; entropy-coded data stuffs every 0xFF with 0x00, so it cannot hide one
 _STRIP_PIXELS = 1 << 20  # high-bit-depth images are narrowed to 8 bits about a megapixel at a time
 
 # Pillow format name -> what the API calls it. MPO is the multi-picture JPEG many cameras write.
@@ -120,7 +129,7 @@ class DecodedImage:
 
 
 def open_image(data: bytes, max_pixels: int, content_type: str | None = None) -> OpenedImage:
-    """Parse the header of ``data`` (EmptyImage, InvalidImage, UnsupportedImage, TooManyPixels)."""
+    """Parse the header of ``data`` (EmptyImage, InvalidImage, UnsupportedImage, TooManyPixels, TooComplex)."""
     if not data:
         raise EmptyImage("the uploaded image is empty (0 bytes)")
     try:
@@ -146,6 +155,10 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
     kind = SUPPORTED_FORMATS[image.format]
+    if kind == "JPEG" and image.info.get("progressive"):
+        scans = data.count(_SOS)  # EXIF thumbnails add their own few
+        if scans > MAX_JPEG_SCANS:
+            raise TooComplex(f"the progressive JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
     return OpenedImage(image, kind, _orientation(image) if kind == "JPEG" else None, (width, height), data)
 
 

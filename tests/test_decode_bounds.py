@@ -1,5 +1,5 @@
-"""Decoding is bounded in memory: no whole-image wide copies on the way to 8 bits, and a batch holds one
-full-size decode at a time.
+"""Decoding is bounded: no whole-image wide copies on the way to 8 bits, a batch holds one full-size decode
+at a time, and a progressive JPEG's scan count is checked before it is decoded.
 
 Each case decodes a near-limit image (7000x7000 = 49 megapixels, under the default 50 M pixel limit)
 that compresses to a few hundred kilobytes, in a fresh process, and checks the peak RSS growth.
@@ -9,8 +9,10 @@ Measured on 2026-12-03: converting a strip at a time grows it by about 180 MB (1
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +97,29 @@ def test_a_batch_holds_one_full_size_decode_at_a_time(constant_model_path, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     grown = int(result.stdout.strip())
     assert grown < 100 * MB, f"the batch grew the peak RSS by {grown / MB:.0f} MB over one image"
+
+
+def scan_bomb(repeats: int) -> bytes:
+    """A small flat progressive JPEG whose last scan is repeated ``repeats`` times before the end marker."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 900), (120, 140, 160)).save(buffer, "JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    last_scan = data[data.rindex(b"\xff\xda") : -2]
+    return data[:-2] + last_scan * repeats + b"\xff\xd9"
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_from_its_header(constant_model_path):
+    """The scan count is read before decoding: a 3,000-scan file is refused at once; a normal one is served."""
+    from tests.helpers.server import ServiceProcess
+
+    bomb = scan_bomb(3000)
+    assert len(bomb) < 2 * MB
+    with ServiceProcess(constant_model_path) as server, server.client(timeout=60) as client:
+        start = time.monotonic()
+        refused = client.post("/predict", content=bomb, headers={"content-type": "image/jpeg"})
+        took = time.monotonic() - start
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "image_too_complex"
+        assert took < 2.0, took
+        served = client.post("/predict", content=scan_bomb(1), headers={"content-type": "image/jpeg"})
+        assert served.status_code == 200, served.text
