@@ -296,7 +296,7 @@ def markdown(report: dict[str, Any]) -> str:
         "- **Graceful shutdown**: on SIGTERM `/readyz` turns `503` at once, the port stops accepting, requests "
         "still waiting for a prediction slot get `503` + `Retry-After` at once (they can go elsewhere), in-flight "
         "requests finish within `POSE_SHUTDOWN_TIMEOUT_S` (those still running then get `503` + `Retry-After`), "
-        "and the process exits with status 0.",
+        "and the process exits with status 0, by then even if a model call or decode is still running.",
         "- **Inference errors** inside ONNX Runtime become a `500` whose message carries the request id, logged with "
         "the traceback; the next request is unaffected.",
         "- **Fuzzing by hand**: `fuzz/atheris_images.py` (coverage-guided, `pip install atheris==3.0.0`; usage in "

@@ -2,13 +2,13 @@
 # Trains the shipped default model (weights/default.onnx) on real photos, in two stages, on a CPU:
 #
 #   scripts/train_default.sh trunk [ARGS]    stage 1: 128x128 crops (5x faster per image than 256 on this CPU),
-#                                            Adam 1e-3, from weights/synthetic_init.pt; runs until stopped (or
-#                                            --max-steps / --max-minutes), resuming by itself from RUNS/trunk/last.pt,
-#                                            else from the committed weights/default_trunk.pt
+#                                            Adam 1e-3 then 1e-4 after step TRUNK_DROP (10001), TRUNK_STEPS steps in
+#                                            all (11500), from weights/synthetic_init.pt; resumes by itself from
+#                                            RUNS/trunk/last.pt, else from the committed weights/default_trunk.pt
 #   scripts/train_default.sh finish [ARGS]   stage 2: 256x256 crops from the trunk's checkpoint TRUNK (default
-#                                            weights/default_trunk.pt), Adam 2.5e-4 then 2.5e-5 after FINISH_DROP steps,
-#                                            FINISH_STEPS steps in all; writes RUNS/finish/{last,best}.pt and
-#                                            resumes from RUNS/finish/last.pt when it exists
+#                                            weights/default_trunk.pt), Adam 2.5e-4 then 2.5e-5 after FINISH_DROP
+#                                            (2600) steps, FINISH_STEPS (3200) steps in all; writes
+#                                            RUNS/finish/{last,best}.pt and resumes from RUNS/finish/last.pt
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/finish/last.pt) as the default model
 #                                            (scripts/ship_default.sh) and keep the trunk's checkpoint beside it
 #
@@ -43,11 +43,12 @@ case "$STAGE" in
     fi
     exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
       --input-size 128 --batch-size 16 --optimizer adam --lr 1e-3 --seed 0 \
+      --lr-milestones "${TRUNK_DROP:-10001}" --lr-gamma 0.1 --max-steps "${TRUNK_STEPS:-11500}" \
       --checkpoint-every 250 --out "$RUNS/trunk" "$@"
     ;;
   finish)
-    steps="${FINISH_STEPS:-1000}"
-    drop="${FINISH_DROP:-700}"
+    steps="${FINISH_STEPS:-3200}"
+    drop="${FINISH_DROP:-2600}"
     start=(--init "${TRUNK:-weights/default_trunk.pt}")
     if [ -f "$RUNS/finish/last.pt" ]; then start=(--resume "$RUNS/finish/last.pt"); fi
     exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \

@@ -135,6 +135,29 @@ def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     assert returncode == 0
 
 
+@pytest.mark.slow
+def test_the_process_exits_at_the_shutdown_timeout_even_with_a_model_call_still_running(tmp_path: Path) -> None:
+    """A model call far longer than POSE_SHUTDOWN_TIMEOUT_S cannot hold the exit: the process ends about when
+    the timeout does (before: when the call ended, 22 s for a 1 s timeout)."""
+    model = fault_models.write_model(tmp_path / "slow.onnx", "slow", slow_iterations=6000)  # ~30 s per call
+    server = ServiceProcess(model, shutdown_timeout_s=1).start()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(post_green, server.url)
+            wait_in_flight(server, 1)
+            assert server.process is not None
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            returncode = server.process.wait(60)
+            exited_after = time.monotonic() - signalled
+            status, _ = future.result()
+    finally:
+        server.stop()
+    assert exited_after < 1 + 3, exited_after
+    assert returncode == 0
+    assert status == 503
+
+
 # --------------------------------------------------------------------------- clients that vanish
 def _settled(proc: psutil.Process, server: ServiceProcess) -> tuple[int, int]:
     """(open fds, RSS) once the server has finished with whatever was pending."""
