@@ -12,7 +12,7 @@ import hashlib
 import os
 import pickle
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,11 @@ class TrainingCheckpoint:
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(self.to_dict(), tmp)
         os.replace(tmp, path)
+
+    def weights_only(self) -> TrainingCheckpoint:
+        """This checkpoint without the optimiser, scheduler, scaler and RNG states (a third of the size):
+        enough to export, evaluate or ``--init`` from, not to resume."""
+        return replace(self, optimizer=None, scheduler=None, scaler=None, rng=None)
 
     @property
     def resumable(self) -> bool:

@@ -404,6 +404,9 @@ def run(args: argparse.Namespace) -> int:
     ctx = setup_context(args.device)
     try:
         return _train(args, ctx)
+    except CheckpointError as exc:  # --resume / --init: a clear line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if ctx.distributed and dist.is_initialized():
             dist.destroy_process_group()

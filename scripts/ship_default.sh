@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Turn a training checkpoint into the shipped default model:
-#   weights/default.pt    the checkpoint itself (PyTorch twin for the benchmarks; `--resume` continues training from it)
+#   weights/default.pt    the checkpoint's weights (PyTorch twin for the benchmarks, `--init` for new runs), without the
+#                         optimiser state: 7 MB instead of 22 (the finish is re-run from the trunk's resumable
+#                         checkpoint, weights/default_trunk.pt, by scripts/train_default.sh finish)
 #   weights/default.onnx  the service's model (ONNX contract, provenance in its metadata)
 #   weights/default.json  its evaluations: LSP test through the service's pipeline (with and without the person box;
 #                         plain, and with flip + DARK) when the LSP data is at $DATA/lsp, and held-out synthetic PCKh
@@ -13,7 +15,8 @@ DATA="${DATA:-../shared/data}"
 CKPT="${1:-runs/default/finish/last.pt}"
 [ -f "$CKPT" ] || { echo "error: checkpoint $CKPT not found (run scripts/train_default.sh first)" >&2; exit 1; }
 
-[ "$CKPT" -ef weights/default.pt ] || cp "$CKPT" weights/default.pt
+"$PY" -c 'import sys; from model_export.checkpoint import TrainingCheckpoint as C; C.read(sys.argv[1]).weights_only().save(sys.argv[2])' \
+  "$CKPT" weights/default.pt
 "$PY" -m model_export export --checkpoint weights/default.pt --out weights/default.onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
