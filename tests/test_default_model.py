@@ -49,3 +49,17 @@ def test_default_model_meets_its_heldout_pckh_floor() -> None:
     results = score(pred, gt, visible, head, runner.layout)
     table = results[0.5].table(runner.layout)
     assert results[0.5].mean >= floor, f"held-out PCKh@0.5 {results[0.5].mean:.4f} < floor {floor:.4f}\n{table}"
+
+
+def test_model_card_table_is_the_measured_one() -> None:
+    """The model card's LSP-test table is ``scripts/model_card_table.py`` of ``weights/default.json``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "model_card_table", WEIGHTS.parent / "scripts" / "model_card_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generated = module.table(json.loads(MEASURED.read_text()))
+    assert generated in (WEIGHTS / "README.md").read_text(), "regenerate: python scripts/model_card_table.py"
