@@ -7,8 +7,12 @@
 #                                            RUNS/trunk/last.pt, else from the committed weights/default_trunk.pt
 #   scripts/train_default.sh finish [ARGS]   stage 2: 256x256 crops from the trunk's checkpoint TRUNK (default
 #                                            weights/default_trunk.pt), Adam 2.5e-4 then 2.5e-5 after FINISH_DROP
-#                                            (2600) steps, FINISH_STEPS (3200) steps in all; writes
+#                                            (2250) steps, FINISH_STEPS (2800) steps in all; writes
 #                                            RUNS/finish/{last,best}.pt and resumes from RUNS/finish/last.pt
+#   scripts/train_default.sh polish [ARGS]   stage 3: 256x256 again, a second cycle from the finish's weights FINISH
+#                                            (default RUNS/finish/last.pt): Adam 1e-4 then 1e-5 after POLISH_DROP
+#                                            (1800) steps, POLISH_STEPS (2400) in all; writes RUNS/polish/ and
+#                                            resumes from RUNS/polish/last.pt
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/finish/last.pt) as the default model
 #                                            (scripts/ship_default.sh) and keep the trunk's checkpoint beside it
 #
@@ -47,13 +51,20 @@ case "$STAGE" in
       --checkpoint-every 250 --out "$RUNS/trunk" "$@"
     ;;
   finish)
-    steps="${FINISH_STEPS:-3200}"
-    drop="${FINISH_DROP:-2600}"
+    steps="${FINISH_STEPS:-2800}"
+    drop="${FINISH_DROP:-2250}"
     start=(--init "${TRUNK:-weights/default_trunk.pt}")
     if [ -f "$RUNS/finish/last.pt" ]; then start=(--resume "$RUNS/finish/last.pt"); fi
     exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
       --input-size 256 --batch-size 16 --optimizer adam --lr 2.5e-4 --lr-milestones "$drop" --lr-gamma 0.1 \
       --max-steps "$steps" --seed 1 --checkpoint-every 100 --out "$RUNS/finish" "$@"
+    ;;
+  polish)
+    start=(--init "${FINISH:-$RUNS/finish/last.pt}")
+    if [ -f "$RUNS/polish/last.pt" ]; then start=(--resume "$RUNS/polish/last.pt"); fi
+    exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
+      --input-size 256 --batch-size 16 --optimizer adam --lr 1e-4 --lr-milestones "${POLISH_DROP:-1800}" \
+      --lr-gamma 0.1 --max-steps "${POLISH_STEPS:-2400}" --seed 2 --checkpoint-every 100 --out "$RUNS/polish" "$@"
     ;;
   ship)
     ckpt="${1:-$RUNS/finish/last.pt}"
@@ -61,7 +72,7 @@ case "$STAGE" in
     if [ -f "$RUNS/trunk/last.pt" ]; then cp "$RUNS/trunk/last.pt" weights/default_trunk.pt; fi
     ;;
   *)
-    echo "usage: scripts/train_default.sh trunk|finish|ship [ARGS]" >&2
+    echo "usage: scripts/train_default.sh trunk|finish|polish|ship [ARGS]" >&2
     exit 2
     ;;
 esac
