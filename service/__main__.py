@@ -17,6 +17,7 @@ from typing import NoReturn
 import uvicorn
 from pydantic import ValidationError
 
+from service.allocator import unmap_large_blocks
 from service.http.app import create_app
 from service.http.protocol import connection_limits, guarded_protocol
 from service.inference.engine import Engine, ModelLoadError
@@ -50,6 +51,8 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if not unmap_large_blocks():
+        logging.getLogger("service").warning("no glibc: freed image memory may stay in the process (service.allocator)")
     try:
         engine = Engine.from_settings(settings)
     except ModelLoadError as exc:

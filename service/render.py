@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         upload = Upload(args.image.read_bytes(), mimetypes.guess_type(args.image.name)[0], args.image.name)
         options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
         [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=True))
-        reread = upload_decoder(upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads)
+        reread = upload_decoder(
+            upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads, pipeline.budget
+        )
         picture = overlay_picture(
             prediction.decoded(),
             prediction.points,

@@ -47,6 +47,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest accepted image in pixels (width x height), checked before decoding; larger: 413.",
     )
+    decode_memory_mb: int = Field(
+        512,
+        gt=0,
+        description="Memory all decodes in flight may use together, in MB, estimated from each image's header "
+        "(an image needing more alone: 413; decodes wait for their share, then 503 with `Retry-After`).",
+    )
+    decode_processes: int = Field(
+        2,
+        ge=0,
+        description="Worker processes for costly decodes (over 16 million pixel passes: large images, progressive "
+        "JPEGs with many scans), killed and replaced when one overruns `POSE_DECODE_TIMEOUT_S` (0: decode "
+        "everything in the request's thread, where an overrun cannot be stopped).",
+    )
+    decode_timeout_s: float = Field(
+        10.0, gt=0, description="Longest decode of one image in a worker process; past it: stopped, and 422."
+    )
     max_files: int = Field(16, gt=0, description="Most images in one `/predict/batch` request; more: 413.")
     decode_threads: int = Field(
         0,
@@ -70,6 +86,13 @@ class Settings(BaseSettings):
         None,
         description="Run the model through an ONNX Runtime I/O binding (output allocated on the provider's device, "
         "copied to the host once). Unset: on when the CUDA provider is active, off on CPU.",
+    )
+    max_model_batch: int | None = Field(
+        None,
+        ge=1,
+        description="Most images in one ONNX Runtime call; larger batches (a `/predict/batch` request, doubled by "
+        "`flip`) run in pieces. Unset: 1 on CPU (no slower, and each concurrent call's working memory grows with its "
+        "batch), 32 when the CUDA provider is active.",
     )
     warmup_runs: int = Field(
         1, ge=1, description="Inference runs on a blank image after loading, before `/readyz` turns 200."

@@ -191,3 +191,32 @@ def test_api_error_is_shown_readably(page: object, tmp_path: Path) -> None:
     page.set_input_files("#file", str(PHOTO))
     page.wait_for_function("() => document.querySelectorAll('#keypoints tbody tr').length === 16")
     assert page.is_hidden("#error")
+
+
+def test_api_reference_renders_offline(browser: object, start_service, constant_model_path):
+    """``/docs`` draws every route with Swagger UI while every request to another origin is refused (an
+    air-gapped deployment), and works with an API key set (the page and its assets are open)."""
+    server = start_service(constant_model_path, api_key="secret-key")
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    elsewhere: list[str] = []
+
+    def only_this_server(route: object) -> None:
+        url = route.request.url
+        if url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", state="attached")
+    paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map(n => n.textContent.trim())")
+    context.close()
+    assert {"/predict", "/predict/batch", "/predict/render"} <= set(paths), paths
+    assert not elsewhere, f"the page asked other origins for {elsewhere}"
+    assert not errors, errors

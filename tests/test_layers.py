@@ -1,4 +1,4 @@
-"""The import graph follows the layers: settings and CPU facts < core < imaging < inference < HTTP < CLIs.
+"""The import graph follows the layers: settings, CPU facts, the allocator < core < imaging < inference < HTTP < CLIs.
 
 Checked on the source (every ``import`` statement, including the ones inside functions), so a new
 upward import fails here before anyone has to read for it.
@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, int] = {
     "settings": 0,
     "cpus": 0,
+    "allocator": 0,
+    "capacity": 0,
     "core": 1,
     "imaging": 2,
     "inference": 3,

@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service.capacity import memory_ceiling
 from service.settings import Settings, settings_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -362,8 +363,9 @@ def _bytes(quantity: str) -> int:
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
-def test_compose_memory_bounds_match_kubernetes_and_cover_the_uploads(compose_configs, manifests, name):
-    """Uploads stay in memory: the memory limit covers the worst case, /tmp is as small as in deploy/k8s."""
+def test_compose_memory_bounds_match_kubernetes_and_cover_the_worst_case(compose_configs, manifests, name, monkeypatch):
+    """Uploads stay in memory: the memory limit covers the service's worst case (service.capacity) under the
+    compose file's settings, and /tmp is as small as in deploy/k8s."""
     pose = compose_configs[name]
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -371,9 +373,11 @@ def test_compose_memory_bounds_match_kubernetes_and_cover_the_uploads(compose_co
     assert _bytes(pose["tmpfs"][0].split("size=")[1]) == _bytes(tmp["emptyDir"]["sizeLimit"])
     limit = _bytes(pose["mem_limit"])
     assert limit == _bytes(container["resources"]["limits"]["memory"])
-    env = pose["environment"]
-    uploads = int(env["POSE_MAX_CONCURRENCY"]) * (int(env["POSE_MAX_FILES"]) + 1) * int(env["POSE_MAX_UPLOAD_BYTES"])
-    assert uploads < limit - 2**30, (uploads, limit)  # at least 1 GiB left for the model, runtime and decoding
+    for key in [k for k in os.environ if k.startswith("POSE_")]:
+        monkeypatch.delenv(key)
+    given = {k.removeprefix("POSE_").lower(): v for k, v in pose["environment"].items() if v is not None}
+    ceiling = memory_ceiling(Settings(**given))
+    assert ceiling.total < limit - 256 * 2**20, (ceiling, limit)  # and some room to spare
 
 
 def test_gpu_compose_reserves_one_nvidia_gpu(compose_configs):
@@ -466,6 +470,19 @@ def test_service_and_autoscaler_point_at_the_deployment(manifests):
 
 
 # ---- Makefile and CI -----------------------------------------------------------------------------------------------
+
+
+def test_readme_states_the_worst_case_memory_of_the_defaults(monkeypatch):
+    """The README's memory table is service.capacity's sum at the defaults, term by term."""
+    for key in [k for k in os.environ if k.startswith("POSE_")]:
+        monkeypatch.delenv(key)
+    ceiling = memory_ceiling(Settings())
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### Memory") :]
+    for term in ("baseline", "uploads", "decodes", "inference"):
+        row = next(line for line in section.splitlines() if line.startswith(f"| {term} |"))
+        assert row.endswith(f"| {getattr(ceiling, term) / 1e9:.2f} GB |"), row
+    assert f"**{ceiling.total / 1e9:.2f} GB**" in section
 
 
 def test_readme_settings_table_is_the_generated_one():

@@ -25,20 +25,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core.errors import PoseError
-from service.http import pages, routes
+from service.http import docs, pages, routes
 from service.http.dependencies import Services
 from service.http.errors import ApiError, error_body
 from service.http.metrics import Metrics, MetricsMiddleware
 from service.http.middleware import ApiKey, Backpressure, RequestContext
 from service.inference.batching import batcher_for
 from service.inference.engine import Engine
-from service.inference.pipeline import BatchedInference, DirectInference, build_pipeline
+from service.inference.pipeline import BatchedInference, DirectInference, build_pipeline, decode_workers
 from service.inference.readiness import Readiness, State
 from service.settings import Settings, settings_table
 
 log = logging.getLogger("service")
 
-ROUTERS = [routes.router, pages.router]
+ROUTERS = [routes.router, pages.router, docs.router]
 
 DESCRIPTION = """Human pose estimation with a Stacked Hourglass network (Newell, Yang, Deng, ECCV 2016) on ONNX Runtime.
 
@@ -66,7 +66,7 @@ def install_inference(services: Services) -> None:
         settings.batch_max_size, settings.batch_timeout_ms, settings.batch_max_queue, engine.info.providers, run_model
     )
     inference = DirectInference(run_model) if services.batcher is None else BatchedInference(services.batcher.submit)
-    services.pipeline = build_pipeline(engine, settings, inference)
+    services.pipeline = build_pipeline(engine, settings, inference, services.workers)
 
 
 async def warm_up(engine: Engine, readiness: Readiness, runs: int) -> None:
@@ -91,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services.engine is None:
         services.engine = await anyio.to_thread.run_sync(Engine.from_settings, services.settings)
     engine = services.engine
+    services.workers = await anyio.to_thread.run_sync(decode_workers, services.settings)
     install_inference(services)
     batcher = services.batcher
     if batcher is not None:  # started and closed here
@@ -104,6 +105,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_task.cancel()
         if batcher is not None:
             await batcher.close()
+        if services.workers is not None:
+            services.workers.close()
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -114,6 +117,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version="1.0.0",
         description=DESCRIPTION + settings_table(),
         lifespan=lifespan,
+        docs_url=None,  # served by service.http.docs with local assets
+        redoc_url=None,
     )
     services = Services(settings, Metrics(), Readiness(), engine=engine)
     app.state.services = services  # the routes' one handle on it: service.http.dependencies

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from service.http.metrics import Metrics
 from service.http.uploads import UploadPace
+from service.imaging.isolation import DecodeWorkers
 from service.inference.batching import DynamicBatcher
 from service.inference.engine import Engine
 from service.inference.pipeline import Pipeline
@@ -30,6 +31,7 @@ class Services:
     engine: Engine | None = None
     batcher: DynamicBatcher | None = None  # None: the pipeline calls the model directly
     pipeline: Pipeline | None = None
+    workers: DecodeWorkers | None = None  # decode worker processes, started and stopped by the lifespan
 
     @property
     def upload_pace(self) -> UploadPace:

@@ -8,7 +8,9 @@ refusals only the HTTP layer can make (the request body itself: size, multipart 
 from __future__ import annotations
 
 from service.core.errors import InvalidBox, InvalidResizeMode, PoseError
+from service.imaging.budget import DecodeBusy, DecodeTooLarge
 from service.imaging.decode import EmptyImage, InvalidImage, TooComplex, TooManyPixels, UnsupportedImage
+from service.imaging.isolation import DecodeStopped
 from service.inference.batching import Overloaded, ShuttingDown
 from service.inference.readiness import NotReady
 
@@ -17,12 +19,15 @@ DOMAIN_ERRORS: dict[type[PoseError], tuple[int, str]] = {
     EmptyImage: (400, "empty_image"),
     InvalidImage: (400, "invalid_image"),
     TooManyPixels: (413, "too_many_pixels"),
+    DecodeTooLarge: (413, "image_too_large"),
     UnsupportedImage: (415, "unsupported_media_type"),
     TooComplex: (422, "image_too_complex"),
+    DecodeStopped: (422, "image_too_complex"),
     InvalidBox: (422, "invalid_bbox"),
     InvalidResizeMode: (422, "invalid_resize"),
     NotReady: (503, "not_ready"),
     Overloaded: (503, "overloaded"),
+    DecodeBusy: (503, "overloaded"),
     ShuttingDown: (503, "shutting_down"),
 }
 

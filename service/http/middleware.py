@@ -28,6 +28,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.docs import DOC_PATHS
 from service.http.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -39,7 +40,7 @@ STATE_IMAGE = "image"  # request.state.image: {"width": int, "height": int, "cou
 
 # Reachable without the API key (exact paths). "/" is the static demo page: it holds no data, asks for the
 # key itself and sends it as X-API-Key with every call it makes.
-OPEN_PATHS: frozenset[str] = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS: frozenset[str] = frozenset({"/", "/healthz", "/readyz", "/openapi.json", *DOC_PATHS})
 PREDICTION_PATH_PREFIX = "/predict"
 DRAIN_POLL_S = 0.05  # how often a request waiting for a slot checks whether the service is draining
 

@@ -24,10 +24,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text, "headers": RESPONSE_HEADERS}
     for status, text in {
         400: "Not an image, corrupt or truncated image, empty body.",
-        413: "Upload, pixel count or number of files over the limit.",
+        413: "Upload, pixel count, decode memory or number of files over the limit.",
         415: "Unsupported content type or image format.",
-        422: "Missing file field or invalid query parameter.",
-        503: "Model not loaded and warmed up yet, or shutting down.",
+        422: "Missing file field, invalid query parameter, or an image far too costly to decode for its size.",
+        503: "Model not loaded and warmed up yet, overloaded, or shutting down (with `Retry-After`).",
     }.items()
 }
 """The error answers of every prediction route, each with the service's JSON error body."""

@@ -110,11 +110,16 @@ async def predict_render(
     uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, True, services.upload_pace)
     [prediction] = await predict_and_note(request, services, pipeline, uploads, options, keep_images=True)
     upload = uploads[0]
-    reread = upload_decoder(upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads)
+    reread = upload_decoder(
+        upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads, pipeline.budget
+    )
 
     def draw() -> bytes:
         p = prediction
-        picture = overlay_picture(p.decoded(), p.points, p.scores, pipeline.layout, reread, threshold, max_side)
+        try:
+            picture = overlay_picture(p.decoded(), p.points, p.scores, pipeline.layout, reread, threshold, max_side)
+        finally:
+            p.decoded().release()
         return encode(picture, picture_format)
 
     body = await anyio.to_thread.run_sync(draw)

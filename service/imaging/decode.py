@@ -5,7 +5,9 @@ header (format and pixel-count checks, oriented size), then :func:`decode_rgb` d
 reduced scale (``Image.draft``) when the caller needs far fewer pixels (on several threads when
 the JPEG has restart markers: :mod:`service.imaging.jpeg.strips`; without the scans that scale never reads
 when it is progressive: :mod:`service.imaging.jpeg.progressive`), applies the EXIF orientation and
-converts any mode to RGB.
+converts any mode to RGB. Each decode first reserves its memory, estimated from the header, from the
+process-wide :mod:`service.imaging.budget`, and a costly one runs in a worker process that is killed at
+its timeout (:mod:`service.imaging.isolation`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.core.errors import PoseError
+from service.imaging.budget import DecodeBudget, Reservation, decode_bytes
+from service.imaging.isolation import ISOLATE_WORK, TRANSFER_BYTES, TRANSFER_BYTES_PER_PIXEL, DecodeWorkers
 from service.imaging.jpeg.progressive import decode_progressive
 from service.imaging.jpeg.strips import decode_in_strips
 
@@ -102,11 +106,38 @@ class OpenedImage:
     orientation: int | None
     stored_size: tuple[int, int]  # (width, height) as stored, before orientation and any draft
     data: bytes = b""  # the encoded file
+    scale: int = 1  # the JPEG DCT scale chosen by :meth:`draft` (1, 2, 4 or 8)
+    scans: int = 1  # passes the decoder makes over the image: the scans of a progressive JPEG, else 1
 
     @property
     def size(self) -> tuple[int, int]:
         """Full-resolution (width, height) after the EXIF orientation (as stored if not known yet)."""
         return _oriented(self.stored_size, self.orientation or 1)
+
+    def draft(self, min_size: tuple[int, int] | None) -> None:
+        """Decode a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) with at least ``min_size`` oriented pixels."""
+        image = self.image
+        if min_size is None or self.format != "JPEG" or self.orientation is None or self.scale != 1:
+            return
+        want = min_size if self.orientation < 5 else (min_size[1], min_size[0])
+        full_w = image.size[0]
+        if full_w >= 2 * want[0] and image.size[1] >= 2 * want[1]:
+            result = image.draft("RGB", want)
+            if result is not None:
+                self.scale = round(full_w / result[1][2])
+
+    @property
+    def decode_work(self) -> int:
+        """Pixel passes of the decode: full-resolution pixels (a reduced-scale JPEG still entropy-decodes them
+        all) times :attr:`scans`."""
+        return self.stored_size[0] * self.stored_size[1] * self.scans
+
+    @property
+    def decode_bytes(self) -> int:
+        """Upper bound of its decoding's memory at the chosen scale (see :func:`.budget.decode_bytes`)."""
+        image = self.image
+        may_rotate = self.orientation is None or self.orientation != 1
+        return decode_bytes(image.mode, image.size, self.format, "transparency" in image.info, may_rotate)
 
 
 @dataclass
@@ -120,6 +151,12 @@ class DecodedImage:
     image: Image.Image
     size: tuple[int, int]
     reduction: float = 1.0
+    reservation: Reservation | None = None  # its share of the decode budget, held until :meth:`release`
+
+    def release(self) -> None:
+        """Give its share of the decode budget back: call once its pixels are no longer needed."""
+        if self.reservation is not None:
+            self.reservation.release()
 
     @classmethod
     def from_pil(cls, image: Image.Image) -> DecodedImage:
@@ -155,30 +192,50 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
     kind = SUPPORTED_FORMATS[image.format]
+    scans = 1
     if kind == "JPEG" and image.info.get("progressive"):
         scans = data.count(_SOS)  # EXIF thumbnails add their own few
         if scans > MAX_JPEG_SCANS:
             raise TooComplex(f"the progressive JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
-    return OpenedImage(image, kind, _orientation(image) if kind == "JPEG" else None, (width, height), data)
+    orientation = _orientation(image) if kind == "JPEG" else None
+    return OpenedImage(image, kind, orientation, (width, height), data, scans=max(1, scans))
 
 
-def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, threads: int = 1) -> DecodedImage:
+def decode_rgb(
+    opened: OpenedImage,
+    min_size: tuple[int, int] | None = None,
+    threads: int = 1,
+    budget: DecodeBudget | None = None,
+    workers: DecodeWorkers | None = None,
+) -> DecodedImage:
     """Decode the pixels, oriented and in RGB; InvalidImage when truncated or corrupt.
+
+    With ``budget`` the decode first takes its :attr:`OpenedImage.decode_bytes` from it (DecodeTooLarge,
+    DecodeBusy), and the result holds them until :meth:`DecodedImage.release`. With ``workers`` an image
+    whose :attr:`OpenedImage.decode_work` exceeds :data:`~service.imaging.isolation.ISOLATE_WORK` is decoded
+    in a worker process, stopped at its timeout (DecodeStopped).
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
     (1/2, 1/4, 1/8) that still has at least that many pixels; on up to ``threads`` threads when it
     was written with restart markers, and without the AC scans 1/8 scale does not read when it is
     progressive (the same pixels either way: ``service.imaging.jpeg.strips``, ``service.imaging.jpeg.progressive``).
     """
-    image = opened.image
-    scale = 1
-    if min_size is not None and opened.format == "JPEG" and opened.orientation is not None:
-        want = min_size if opened.orientation < 5 else (min_size[1], min_size[0])
-        full_w = image.size[0]
-        if full_w >= 2 * want[0] and image.size[1] >= 2 * want[1]:
-            result = image.draft("RGB", want)
-            if result is not None:
-                scale = round(full_w / result[1][2])
+    opened.draft(min_size)
+    image, scale = opened.image, opened.scale
+    isolated = workers is not None and opened.decode_work > ISOLATE_WORK
+    nbytes = opened.decode_bytes
+    if isolated:
+        nbytes += TRANSFER_BYTES_PER_PIXEL * image.size[0] * image.size[1] + TRANSFER_BYTES
+    reservation = budget.acquire(nbytes) if budget is not None else None
+    if isolated:
+        width, height = opened.stored_size
+        try:
+            pixels, size, reduction = workers.decode(opened.data, None, width * height, min_size, threads)
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
+        return DecodedImage(pixels, size, reduction, reservation)
     try:
         faster = decode_in_strips(opened.data, scale, image.mode, image.size, threads) if threads > 1 else None
         if faster is None and image.info.get("progressive"):
@@ -193,8 +250,10 @@ def decode_rgb(opened: OpenedImage, min_size: tuple[int, int] | None = None, thr
             image = image.transpose(transpose)
         rgb = to_rgb(image)
     except _DECODE_ERRORS as exc:
+        if reservation is not None:
+            reservation.release()
         raise InvalidImage(f"the image data is truncated or corrupt ({exc})") from exc
-    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), float(scale))
+    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), float(scale), reservation)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

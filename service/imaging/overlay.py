@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from service.core.layout import KeypointLayout
+from service.imaging.budget import DecodeBudget
 from service.imaging.decode import DecodedImage, decode_rgb, open_image
 
 OutputFormat = Literal["png", "jpeg"]
@@ -154,14 +155,19 @@ def overlay_picture(
     smaller than the picture asked for, ``reread(size)`` decodes the upload again at the scale it needs.
     """
     size = output_size(decoded.size, max_side)
-    if decoded.image.width < size[0] or decoded.image.height < size[1]:
-        decoded = reread(size)
     marks = [(x, y, s) for (x, y), s in zip(points.tolist(), scores.tolist(), strict=True)]
-    return render_overlay(decoded.image, marks, layout, threshold, max_side, frame_size=decoded.size)
+    if decoded.image.width >= size[0] and decoded.image.height >= size[1]:
+        return render_overlay(decoded.image, marks, layout, threshold, max_side, frame_size=decoded.size)
+    larger = reread(size)
+    try:
+        return render_overlay(larger.image, marks, layout, threshold, max_side, frame_size=larger.size)
+    finally:
+        larger.release()
 
 
 def upload_decoder(
-    data: bytes, content_type: str | None, max_pixels: int, threads: int = 1
+    data: bytes, content_type: str | None, max_pixels: int, threads: int = 1, budget: DecodeBudget | None = None
 ) -> Callable[[tuple[int, int]], DecodedImage]:
-    """``reread`` for :func:`overlay_picture`: the upload decoded again, with at least the size asked for."""
-    return lambda size: decode_rgb(open_image(data, max_pixels, content_type), size, threads)
+    """``reread`` for :func:`overlay_picture`: the upload decoded again, with at least the size asked for
+    (within ``budget``, released by :func:`overlay_picture` once drawn)."""
+    return lambda size: decode_rgb(open_image(data, max_pixels, content_type), size, threads, budget)

@@ -10,7 +10,8 @@ plain data (arrays, sizes, stage times): the HTTP layer turns it into JSON and m
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -18,7 +19,9 @@ import numpy as np
 
 from service.core.codec import HeatmapCodec, Refine, flip_heatmaps
 from service.core.geometry import Affine, ResizeMode, draft_size, plan
+from service.imaging.budget import MB, DecodeBudget
 from service.imaging.decode import DecodedImage, decode_rgb, open_image
+from service.imaging.isolation import DecodeWorkers
 from service.imaging.jpeg.strips import decode_threads
 from service.imaging.resample import resample_into
 from service.inference.engine import Engine, ModelInfo
@@ -105,10 +108,29 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+@contextmanager
+def _releasing_on_error(prepared: _Prepared) -> Iterator[None]:
+    """Give the kept images' decode budget back if the request fails before the caller gets them."""
+    try:
+        yield
+    except BaseException:
+        for image in prepared.images or ():
+            image.release()
+        raise
+
+
 class Pipeline:
     """Runs images through the model and maps the keypoints back to image pixels."""
 
-    def __init__(self, info: ModelInfo, inference: Inference, max_pixels: int, decode_threads: int = 1) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        inference: Inference,
+        max_pixels: int,
+        decode_threads: int = 1,
+        budget: DecodeBudget | None = None,
+        workers: DecodeWorkers | None = None,
+    ) -> None:
         meta = info.metadata
         self.info = info
         self.inference = inference
@@ -116,6 +138,8 @@ class Pipeline:
         self.layout = meta.layout
         self.max_pixels = max_pixels
         self.decode_threads = decode_threads  # for one large JPEG with restart markers (service.imaging.jpeg)
+        self.budget = budget  # decoded-pixel memory shared by every decode (service.imaging.budget)
+        self.workers = workers  # processes for the costly decodes, stopped at their timeout (service.imaging.isolation)
 
     # ------------------------------------------------------------------ entry points
     async def predict_uploads(
@@ -125,7 +149,8 @@ class Pipeline:
 
         Each upload is decoded straight into its slot of the model input and its pixels dropped before
         the next is decoded, so a batch holds one full-size decode at a time; ``keep_images`` keeps them
-        (in :attr:`Prediction.image`) for a caller that draws on them.
+        (in :attr:`Prediction.image`) for a caller that draws on them, and that must
+        :meth:`~DecodedImage.release` them (their share of the decode budget) when done.
         """
         return await self._predict(lambda: self._decode_and_prepare(uploads, options, keep_images), options)
 
@@ -144,37 +169,48 @@ class Pipeline:
 
             def whole_request() -> list[Prediction]:
                 prepared = prepare()
-                start = time.perf_counter()
-                heatmaps = inference.run(prepared.batch)
-                return self._postprocess(prepared, heatmaps, _ms(start), options)
+                with _releasing_on_error(prepared):
+                    start = time.perf_counter()
+                    heatmaps = inference.run(prepared.batch)
+                    return self._postprocess(prepared, heatmaps, _ms(start), options)
 
             return await anyio.to_thread.run_sync(whole_request)
         prepared = await anyio.to_thread.run_sync(prepare)
-        start = time.perf_counter()
-        heatmaps = await inference.submit(prepared.batch)
-        return self._postprocess(prepared, heatmaps, _ms(start), options)
+        with _releasing_on_error(prepared):
+            start = time.perf_counter()
+            heatmaps = await inference.submit(prepared.batch)
+            return self._postprocess(prepared, heatmaps, _ms(start), options)
 
     def _decode_and_prepare(self, uploads: Sequence[Upload], options: PredictOptions, keep: bool) -> _Prepared:
         n = len(uploads)
         batch = self._empty_batch(n, options.flip)
         sizes, affines, decode_ms, kept = [], [], [], []
         preprocess_ms = 0.0
-        for slot, upload in zip(batch[:n], uploads, strict=True):
-            start = time.perf_counter()
-            opened = open_image(upload.data, self.max_pixels, upload.content_type)
-            # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
-            min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
-            image = decode_rgb(opened, min_size, self.decode_threads)
-            affine = self.plan(image.size, options)
-            decode_ms.append(_ms(start))
-            start = time.perf_counter()
-            resample_into(image.image, affine, slot, image.reduction, image.size)
-            preprocess_ms += _ms(start)
-            sizes.append(image.size)
-            affines.append(affine)
-            if keep:
-                kept.append(image)
-            del image, opened  # the next upload decodes without this one's pixels alive
+        try:
+            for slot, upload in zip(batch[:n], uploads, strict=True):
+                start = time.perf_counter()
+                opened = open_image(upload.data, self.max_pixels, upload.content_type)
+                # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
+                min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
+                image = decode_rgb(opened, min_size, self.decode_threads, self.budget, self.workers)
+                try:
+                    affine = self.plan(image.size, options)
+                    decode_ms.append(_ms(start))
+                    start = time.perf_counter()
+                    resample_into(image.image, affine, slot, image.reduction, image.size)
+                    preprocess_ms += _ms(start)
+                finally:
+                    if keep:
+                        kept.append(image)
+                    else:
+                        image.release()
+                sizes.append(image.size)
+                affines.append(affine)
+                del image, opened  # the next upload decodes without this one's pixels alive
+        except BaseException:
+            for image in kept:
+                image.release()
+            raise
         start = time.perf_counter()
         self._mirror(batch, n, options.flip)
         return _Prepared(sizes, affines, decode_ms, batch, preprocess_ms + _ms(start), kept if keep else None)
@@ -222,9 +258,21 @@ class Pipeline:
         ]
 
 
-def build_pipeline(engine: Engine, settings: Settings, inference: Inference | None = None) -> Pipeline:
-    """The service's pipeline for ``engine``: the pixel limit and decode threads of ``settings``, and direct
-    model calls unless ``inference`` says otherwise. The server, the render command line, the evaluation
-    and the bench all build theirs here."""
+def build_pipeline(
+    engine: Engine, settings: Settings, inference: Inference | None = None, workers: DecodeWorkers | None = None
+) -> Pipeline:
+    """The service's pipeline for ``engine``: the pixel limit, decode threads and decode budget of ``settings``,
+    direct model calls unless ``inference`` says otherwise, costly decodes in ``workers`` if given (the server
+    starts them: :func:`decode_workers`). The server, the render command line, the evaluation and the bench
+    all build theirs here."""
     threads = decode_threads(settings.decode_threads)
-    return Pipeline(engine.info, inference or DirectInference(engine.run), settings.max_pixels, threads)
+    budget = DecodeBudget(settings.decode_memory_mb * MB, wait_s=settings.request_timeout_s)
+    run = inference or DirectInference(engine.run)
+    return Pipeline(engine.info, run, settings.max_pixels, threads, budget, workers)
+
+
+def decode_workers(settings: Settings) -> DecodeWorkers | None:
+    """The worker processes of ``settings`` (None when ``POSE_DECODE_PROCESSES`` is 0); close them when done."""
+    if settings.decode_processes == 0:
+        return None
+    return DecodeWorkers(settings.decode_processes, settings.decode_timeout_s, wait_s=settings.request_timeout_s)

@@ -1,0 +1,55 @@
+"""The service's worst-case memory, from its settings: what the README states and the compose files and
+``deploy/k8s`` must leave room for (tests/test_memory_ceiling.py checks both the sum and the limits).
+
+Four terms, each bounded by a setting:
+
+- **baseline**: the process with the model loaded and warm (measured: 157 MB with the default model, CPU), and
+  the idle decode worker processes (``POSE_DECODE_PROCESSES``, 32 MB each; their decodes count in the budget);
+- **uploads**: only the ``POSE_MAX_CONCURRENCY`` requests holding a slot read their bodies, each at most
+  ``POSE_MAX_FILES`` files of ``POSE_MAX_UPLOAD_BYTES``, plus one more while a part is copied out of the
+  multipart parser;
+- **decodes**: the decode budget, ``POSE_DECODE_MEMORY_MB``, shared by every decode in flight
+  (:mod:`service.imaging.budget`);
+- **inference**: per request, its model input and heatmaps (twice the images with ``flip``), and per model call
+  ONNX Runtime's working memory for ``POSE_MAX_MODEL_BATCH`` images (measured: 15 MB per image for the
+  default model on CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.settings import Settings
+
+MB = 1_000_000
+BASELINE_BYTES = 160 * MB  # measured with the default model: 157 MB once ready
+WORKER_BYTES = 35 * MB  # measured: an idle decode worker (service.imaging.isolation), 32 MB
+MODEL_CALL_BYTES_PER_IMAGE = 15 * MB  # measured: 8 concurrent batch-1 calls of the default model, +120 MB
+INPUT_BYTES_PER_IMAGE = 3 * 256 * 256 * 4 + 16 * 64 * 64 * 4  # float32 input and heatmaps of the ONNX contract
+CPU_MODEL_BATCH = 1  # the engine's default on CPU (service.inference.engine.default_max_batch)
+
+
+@dataclass(frozen=True)
+class MemoryCeiling:
+    """Worst-case bytes of each term and their total."""
+
+    baseline: int
+    uploads: int
+    decodes: int
+    inference: int
+
+    @property
+    def total(self) -> int:
+        return self.baseline + self.uploads + self.decodes + self.inference
+
+
+def memory_ceiling(settings: Settings, baseline: int = BASELINE_BYTES) -> MemoryCeiling:
+    """The most memory the service can hold under ``settings`` (CPU; ``baseline``: the ready server process)."""
+    slots = settings.max_concurrency
+    uploads = slots * (settings.max_files + 1) * settings.max_upload_bytes
+    per_request = 2 * settings.max_files * INPUT_BYTES_PER_IMAGE  # flip doubles the batch
+    model_batch = min(settings.max_model_batch or CPU_MODEL_BATCH, 2 * settings.max_files)
+    per_call = model_batch * MODEL_CALL_BYTES_PER_IMAGE
+    workers = settings.decode_processes * WORKER_BYTES
+    decodes = settings.decode_memory_mb * MB
+    return MemoryCeiling(baseline + workers, uploads, decodes, slots * (per_request + per_call))

@@ -1,0 +1,117 @@
+"""Costly decodes run in worker processes that are killed at the decode timeout.
+
+The decode bomb: a flat 4000x3000 progressive JPEG whose last scan is repeated to 95 scans (73 kB, under the
+100-scan limit; about 1.3 s to decode at full scale here, and a 5,000-scan file took minutes). With a 0.3 s
+timeout it is stopped, the worker process is gone, a fresh one takes its place, and the request slot is free
+at once. Before the workers existed the same request kept its slot and a core until the decode ended.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.imaging.decode import decode_rgb, open_image
+from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers
+
+PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
+
+
+def scan_bomb(width: int = 4000, height: int = 3000, repeats: int = 85) -> bytes:
+    """A flat progressive JPEG whose last scan is repeated ``repeats`` times before the end marker."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 140, 160)).save(out, "JPEG", progressive=True, quality=90)
+    data = out.getvalue()
+    last_scan = data[data.rindex(b"\xff\xda") : -2]
+    return data[:-2] + last_scan * repeats + b"\xff\xd9"
+
+
+def large_progressive_photo() -> bytes:
+    """The COCO photo tiled with mirror flips to 4480x3400 (15 megapixels), progressive: a real photo's work."""
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    row = np.concatenate([photo, photo[:, ::-1]] * 4, axis=1)[:, :4480]
+    tiled = np.concatenate([row, row[::-1]] * 4, axis=0)[:3400]
+    out = io.BytesIO()
+    Image.fromarray(tiled).save(out, "JPEG", quality=90, progressive=True)
+    return out.getvalue()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "zombie" not in status.read_text()
+
+
+@pytest.fixture
+def workers():
+    pool = DecodeWorkers(1, timeout_s=0.3, wait_s=5.0)
+    yield pool
+    pool.close()
+
+
+def test_a_costly_decode_in_a_worker_gives_the_same_pixels(workers):
+    data = large_progressive_photo()
+    opened = open_image(data, 50_000_000)
+    assert opened.decode_work > ISOLATE_WORK  # this one goes to a worker
+    workers.timeout_s = 60.0
+    isolated = decode_rgb(opened, (256, 256), 1, None, workers)
+    local = decode_rgb(open_image(data, 50_000_000), (256, 256))
+    assert isolated.size == local.size == (4480, 3400) and isolated.reduction == local.reduction == 8
+    assert np.array_equal(np.asarray(isolated.image), np.asarray(local.image))
+
+
+def test_a_decode_past_its_timeout_is_killed_and_its_worker_replaced(workers):
+    data = scan_bomb()
+    opened = open_image(data, 50_000_000)
+    assert opened.scans == 95 and opened.decode_work > ISOLATE_WORK
+    (before,) = [w.process.pid for w in workers._all]
+    start = time.monotonic()
+    with pytest.raises(DecodeStopped, match="longer than 0.3 s"):
+        decode_rgb(opened, None, 1, None, workers)
+    assert time.monotonic() - start < 1.5
+    assert not alive(before), "the overrunning worker still runs"
+    (after,) = [w.process.pid for w in workers._all]
+    assert after != before and alive(after)
+    workers.timeout_s = 60.0  # the replacement decodes normally
+    decoded = decode_rgb(open_image(data, 50_000_000), (256, 256), 1, None, workers)
+    assert decoded.size == (4000, 3000) and decoded.image.mode == "RGB"
+
+
+def test_a_corrupt_image_in_a_worker_is_the_clients_error(workers):
+    data = large_progressive_photo()
+    workers.timeout_s = 60.0
+    with pytest.raises(Exception, match="truncated or corrupt") as raised:
+        decode_rgb(open_image(data[: len(data) // 2], 50_000_000), None, 1, None, workers)
+    assert type(raised.value).__name__ == "InvalidImage"
+
+
+@pytest.mark.slow
+def test_the_server_is_free_again_as_soon_as_a_decode_bomb_times_out(constant_model_path, start_service):
+    """One slot: the bomb (a small person box makes it decode at full scale) gets 422 at the 0.3 s decode
+    timeout, and the next request is served at once."""
+    server = start_service(
+        constant_model_path, max_concurrency=1, max_queue=4, decode_timeout_s=0.3, decode_processes=1
+    )
+    bomb = scan_bomb()
+    good = PHOTO.read_bytes()
+    with server.client(timeout=30.0) as client:
+        start = time.monotonic()
+        answer = client.post(
+            "/predict", params={"bbox": "100,100,80,120"}, content=bomb, headers={"content-type": "image/jpeg"}
+        )
+        refused_after = time.monotonic() - start
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "image_too_complex", answer.text
+        start = time.monotonic()
+        assert client.post("/predict", content=good, headers={"content-type": "image/jpeg"}).status_code == 200
+        served_after = time.monotonic() - start
+    assert refused_after < 2.0, refused_after
+    assert served_after < 1.0, served_after
