@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from service.imaging.decode import decode_rgb, open_image
 from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers
+from tests.helpers.server import child_processes
 
 PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
 
@@ -115,3 +119,34 @@ def test_the_server_is_free_again_as_soon_as_a_decode_bomb_times_out(constant_mo
         served_after = time.monotonic() - start
     assert refused_after < 2.0, refused_after
     assert served_after < 1.0, served_after
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_stuck_decode_exits_in_time_and_leaves_no_worker(constant_model_path, start_service):
+    """A decode allowed a minute is running when SIGTERM comes: the server answers it 503 or cancels it at the
+    1 s shutdown timeout, exits, and its decode workers (the busy one included) are gone."""
+    server = start_service(constant_model_path, decode_timeout_s=60, shutdown_timeout_s=1, decode_processes=1)
+    children = child_processes(server.process.pid)
+    assert children, "no decode worker was started"
+    bomb = scan_bomb(6000, 4000, 85)
+    sender = threading.Thread(
+        target=lambda: httpx.post(
+            server.url + "/predict",
+            params={"bbox": "100,100,80,120"},
+            content=bomb,
+            headers={"content-type": "image/jpeg"},
+            timeout=30,
+        ),
+        daemon=True,
+    )
+    sender.start()
+    time.sleep(0.5)  # the decode is under way in the worker
+    start = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(15)
+    exited_after = time.monotonic() - start
+    deadline = time.monotonic() + 3
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exited_after < 4.0, exited_after
+    assert not any(alive(pid) for pid in children), "a decode worker outlived the server"

@@ -22,7 +22,7 @@ from PIL import Image
 from service.capacity import memory_ceiling
 from service.imaging.decode import open_image
 from service.settings import Settings
-from tests.helpers.server import REPO_ROOT
+from tests.helpers.server import REPO_ROOT, child_processes
 
 MB = 1_000_000
 LIMITS = {
@@ -53,8 +53,7 @@ def peak_rss(pid: int) -> int:
 
 def peak_rss_with_children(pid: int) -> int:
     """Peak RSS of the process plus its children's (the decode workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return peak_rss(pid) + sum(peak_rss_with_children(int(child)) for child in children)
+    return peak_rss(pid) + sum(peak_rss_with_children(child) for child in child_processes(pid))
 
 
 @pytest.mark.slow

@@ -18,6 +18,12 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def child_processes(pid: int) -> list[int]:
+    """The process's children, whichever of its threads started them (Linux /proc)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
