@@ -283,6 +283,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size", nargs=2, type=int, metavar=("H", "W"), help="default: the checkpoint's, else 256 256"
     )
+    int8 = parser.add_argument_group("int8 twin (model_export.quantize)")
+    int8.add_argument("--int8", action="store_true", help="also write OUT's int8 twin, OUT_int8.onnx")
+    source = int8.add_mutually_exclusive_group()
+    source.add_argument("--calibration-lsp", type=Path, metavar="DIR", help="calibrate on LSP's training split")
+    source.add_argument("--calibration-images", type=Path, metavar="DIR", help="calibrate on a folder of photos")
+    int8.add_argument("--calibration-count", type=int, default=300, help="calibration inputs (default 300)")
 
 
 def export_checkpoint(
@@ -313,10 +319,23 @@ def export_checkpoint(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.int8 and args.half:
+        print("error: --int8 quantizes the float32 model; it cannot be combined with --half", file=sys.stderr)
+        return 2
     try:
         argv = ["export", "--checkpoint", str(args.checkpoint), "--out", str(args.out)]
         argv += ["--half"] * args.half + (["--input-size", *map(str, args.input_size)] if args.input_size else [])
         export_checkpoint(args.checkpoint, args.out, args.half, args.input_size, command=command_line(argv))
+        if args.int8:
+            from model_export import quantize
+
+            twin = args.out.with_name(f"{args.out.stem}_int8.onnx")
+            return quantize.run(
+                argparse.Namespace(
+                    onnx=args.out, out=twin, lsp=args.calibration_lsp, images=args.calibration_images,
+                    count=args.calibration_count, method="percentile", keep_float="", quantize_first_last=False,
+                )
+            )  # fmt: skip
     except (CheckpointError, ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

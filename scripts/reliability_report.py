@@ -274,7 +274,8 @@ def markdown(report: dict[str, Any]) -> str:
         "`POSE_REQUEST_TIMEOUT_S` (queueing included) answers `504` and frees the slot. Health, readiness and metrics "
         "are never limited.",
         "- **API key** (optional): with `POSE_API_KEY` set, everything but the demo page `/` (exact path; a static "
-        "page with no data that asks for the key and sends it as `X-API-Key`), `/healthz`, `/readyz`, `/docs` and "
+        "page with no data that asks for the key and sends it as `X-API-Key`), `/healthz`, `/readyz`, `/docs` (Swagger "
+        "UI served from the service itself, no CDN: it works offline) and "
         "`/openapi.json` needs `Authorization: Bearer <key>` or `X-API-Key: <key>` (constant-time comparison), else "
         "`401`, whatever the method (`OPTIONS` and `HEAD` included). The key appears in no log line and no error "
         "body. The demo page is served with a Content-Security-Policy that runs only its own inline script and "
@@ -286,10 +287,16 @@ def markdown(report: dict[str, Any]) -> str:
         "not sent a byte is closed to make room, else the newcomer gets `503`. Each closes the connection. An upload "
         "slower than `POSE_MIN_UPLOAD_RATE` (4 KiB/s on average after `POSE_UPLOAD_GRACE_S`, 5 s) gets a `408` and "
         "frees its prediction slot.",
-        "- **Decoding** (`service/imaging/decode.py`): a progressive JPEG with more than 100 scans is a `422` "
+        "- **Decoding** (`service/imaging/`): a progressive JPEG with more than 100 scans is a `422` "
         "`image_too_complex` from its bytes, before decoding (a few kilobytes of repeated empty scans cost libjpeg "
-        "seconds to minutes); 16/32-bit and float images are narrowed to 8 bits a strip at a time; a batch decodes "
-        "one upload at a time straight into the model input.",
+        "seconds to minutes). Every decode first reserves its memory, estimated from the header (mode, bit depth, "
+        "format, the reduced JPEG scale), from one `POSE_DECODE_MEMORY_MB` budget shared by the process: an image "
+        "needing more alone is a `413` `image_too_large`, and one that cannot get its share in time a `503`. A "
+        "decode whose work (pixels times scans) exceeds one pass over 50 megapixels runs in one of "
+        "`POSE_DECODE_PROCESSES` worker processes, killed and replaced at `POSE_DECODE_TIMEOUT_S` (`422`): its core "
+        "and its slot are free at once. 16/32-bit and float images are narrowed to 8 bits a strip at a time; a "
+        "batch decodes one upload at a time straight into the model input. The worst-case memory that follows is "
+        "in the Settings section's Memory table.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, duration, stage timings, "
         "image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
         "is a sane token (else generated) and returned on every response.",
