@@ -334,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
                 argparse.Namespace(
                     onnx=args.out, out=twin, lsp=args.calibration_lsp, images=args.calibration_images,
                     count=args.calibration_count, method="percentile", keep_float="", quantize_first_last=False,
+                    all_ops=False,
                 )
             )  # fmt: skip
     except (CheckpointError, ExportError, ValueError) as exc:
