@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import onnxruntime  # noqa: E402
 import psutil  # noqa: E402
 
+from service.core.errors import PoseError  # noqa: E402
 from service.core.layout import MPII  # noqa: E402
 from service.http.errors import ApiError  # noqa: E402
 from service.imaging.decode import decode_rgb, open_image  # noqa: E402
@@ -126,8 +127,8 @@ def fuzz(model: Path, decode_inputs: int, live_inputs: int) -> dict[str, Any]:
         try:
             decode_rgb(open_image(data, LIMITS["max_pixels"], content_type), (64, 64))
             outcomes["decoded"] += 1
-        except ApiError as exc:
-            outcomes[f"ApiError {exc.status}"] += 1
+        except PoseError as exc:  # the service's own refusal: a 4xx through the HTTP layer's table
+            outcomes[f"{ApiError.from_domain(exc).status} {type(exc).__name__}"] += 1
         except Exception as exc:  # noqa: BLE001 - exactly what the figure counts
             unexpected.append(f"{type(exc).__name__}: {exc}"[:200])
     statuses: Counter = Counter()
