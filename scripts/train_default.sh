@@ -13,8 +13,9 @@
 #                                            (default RUNS/finish/last.pt): Adam 1e-4 then 1e-5 after POLISH_DROP
 #                                            (1800) steps, POLISH_STEPS (2400) in all; writes RUNS/polish/ and
 #                                            resumes from RUNS/polish/last.pt
-#   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/finish/last.pt) as the default model
-#                                            (scripts/ship_default.sh) and keep the trunk's checkpoint beside it
+#   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/polish/last.pt, else RUNS/finish/last.pt) as
+#                                            the default model (scripts/ship_default.sh) and keep the trunk's
+#                                            checkpoint beside it
 #
 # Data: LSP im0001-im0900, LSPET, the MPII subset (and a little of the synthetic figures), from DATA (default
 # ../shared/data; see its README). LSP im0901-im1000 is the validation split (PCK@0.2 per epoch); LSP test
@@ -67,7 +68,9 @@ case "$STAGE" in
       --lr-gamma 0.1 --max-steps "${POLISH_STEPS:-2400}" --seed 2 --checkpoint-every 100 --out "$RUNS/polish" "$@"
     ;;
   ship)
-    ckpt="${1:-$RUNS/finish/last.pt}"
+    last="$RUNS/polish/last.pt"
+    [ -f "$last" ] || last="$RUNS/finish/last.pt"
+    ckpt="${1:-$last}"
     scripts/ship_default.sh "$ckpt"
     if [ -f "$RUNS/trunk/last.pt" ]; then cp "$RUNS/trunk/last.pt" weights/default_trunk.pt; fi
     ;;

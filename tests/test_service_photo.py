@@ -31,7 +31,7 @@ COCO_LIMBS = {
 COCO_PERSON_BOX = "280.79,44.73,218.70,346.68"
 # The LSP yardstick: 0.2 x the torso diameter (left shoulder to right hip), here 0.2 x 106.2 = 21.2 px.
 TORSO = ((399 - 393) ** 2 + (108 - 214) ** 2) ** 0.5
-LIMB_FLOOR = {"whole": 9, "box": 6}  # of 12: see the test's docstring for what was measured
+LIMB_FLOOR = {"whole": 10, "box": 9}  # of 12: see the test's docstring for what was measured
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +100,10 @@ def test_real_photo_letterboxed_keypoints_stay_in_the_letterbox_frame(photo_serv
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["whole", "box"])
 def test_shipped_model_finds_the_skiers_limbs(photo_server, photo_model, coco_image, mode):
-    """Measured with the shipped model: 10 of 12 within 0.2 torso lengths (21.2 px) on the whole photo, 7 with
-    COCO's person box (the box, which takes in the skis and poles, crops the ankles and left wrist wrongly); the
-    floors are 9 and 6. The synthetic-only model it replaced found 4 and 7."""
+    """Measured with the shipped model (2026-12-03): 11 of 12 within 0.2 torso lengths (21.2 px) on the whole
+    photo (the raised left elbow is 22 px off), 10 with COCO's person box (which takes in the skis and poles; the
+    left shoulder and elbow miss); the floors are 10 and 9. The previous default found 10 and 7, the
+    synthetic-only model 4 and 7."""
     if photo_model != DEFAULT_MODEL:
         pytest.skip("needs the shipped weights/default.onnx")
     params = {"bbox": COCO_PERSON_BOX} if mode == "box" else {}
