@@ -50,7 +50,8 @@ with sync_playwright() as playwright:
     page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
     page.goto(url + "/")
     page.set_input_files("#file", os.environ["PHOTO"])
-    page.wait_for_function("document.querySelectorAll('#keypoints tbody tr').length === 16", timeout=60_000)
+    # the page's CSP forbids eval, so wait from here rather than with wait_for_function's string
+    page.locator("#keypoints tbody tr").nth(15).wait_for(timeout=60_000)
     page.screenshot(path="docs/demo.png", full_page=True)
     browser.close()
 print("wrote docs/demo.png")

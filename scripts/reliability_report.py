@@ -293,7 +293,7 @@ def markdown(report: dict[str, Any]) -> str:
         "seconds to minutes). Every decode first reserves its memory, estimated from the header (mode, bit depth, "
         "format, the reduced JPEG scale), from one `POSE_DECODE_MEMORY_MB` budget shared by the process: an image "
         "needing more alone is a `413` `image_too_large`, and one that cannot get its share in time a `503`. A "
-        "decode whose work (pixels times scans) exceeds one pass over 50 megapixels runs in one of "
+        "decode whose work (pixels times scans) exceeds 400 million pixel passes (about half a second) runs in one of "
         "`POSE_DECODE_PROCESSES` worker processes, killed and replaced at `POSE_DECODE_TIMEOUT_S` (`422`): its core "
         "and its slot are free at once. 16/32-bit and float images are narrowed to 8 bits a strip at a time; a "
         "batch decodes one upload at a time straight into the model input. The worst-case memory that follows is "

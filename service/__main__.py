@@ -17,7 +17,7 @@ from typing import NoReturn
 import uvicorn
 from pydantic import ValidationError
 
-from service.allocator import unmap_large_blocks
+from service.allocator import share_one_heap
 from service.http.app import create_app
 from service.http.protocol import connection_limits, guarded_protocol
 from service.inference.engine import Engine, ModelLoadError
@@ -51,7 +51,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    if not unmap_large_blocks():
+    if not share_one_heap():  # before ONNX Runtime and uvicorn start their threads
         logging.getLogger("service").warning("no glibc: freed image memory may stay in the process (service.allocator)")
     try:
         engine = Engine.from_settings(settings)

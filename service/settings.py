@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     decode_processes: int = Field(
         2,
         ge=0,
-        description="Worker processes for costly decodes (over 16 million pixel passes: large images, progressive "
-        "JPEGs with many scans), killed and replaced when one overruns `POSE_DECODE_TIMEOUT_S` (0: decode "
-        "everything in the request's thread, where an overrun cannot be stopped).",
+        description="Worker processes for costly decodes (over 400 million pixel passes, about half a second: "
+        "progressive JPEGs with many scans over many pixels), killed and replaced when one overruns "
+        "`POSE_DECODE_TIMEOUT_S` (0: decode everything in the request's thread, where an overrun cannot be stopped).",
     )
     decode_timeout_s: float = Field(
         10.0, gt=0, description="Longest decode of one image in a worker process; past it: stopped, and 422."

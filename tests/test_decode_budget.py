@@ -238,8 +238,8 @@ def test_concurrent_large_decodes_stay_within_the_servers_budget(constant_model_
             statuses = list(pool.map(post, range(8)))
         grown = peak_rss(server.process.pid) - before
         assert statuses == [200] * 8, statuses
-        # one decode at a time fits the budget, and its buffers are unmapped when freed (service.allocator):
-        # measured +7 MB; +173 MB with glibc's adaptive mmap threshold, +275 MB with no budget
+        # one decode at a time fits the budget, and every thread reuses the one heap (service.allocator):
+        # measured +3 MB; +173 MB with a glibc heap per thread, +275 MB with no budget
         assert grown < 75 * MB, f"the server's peak RSS grew by {grown / MB:.0f} MB over one request"
 
         too_big = sixteen_bit_png(4300)  # 18.5 megapixels: about 170 MB to decode alone

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from service.core.errors import PoseError
 from service.imaging.budget import DecodeBudget, Reservation, decode_bytes
-from service.imaging.isolation import ISOLATE_WORK, TRANSFER_BYTES, TRANSFER_BYTES_PER_PIXEL, DecodeWorkers
+from service.imaging.isolation import TRANSFER_BYTES, TRANSFER_BYTES_PER_PIXEL, DecodeWorkers
 from service.imaging.jpeg.progressive import decode_progressive
 from service.imaging.jpeg.strips import decode_in_strips
 
@@ -137,7 +137,11 @@ class OpenedImage:
         """Upper bound of its decoding's memory at the chosen scale (see :func:`.budget.decode_bytes`)."""
         image = self.image
         may_rotate = self.orientation is None or self.orientation != 1
-        return decode_bytes(image.mode, image.size, self.format, "transparency" in image.info, may_rotate)
+        pixels = decode_bytes(image.mode, image.size, self.format, "transparency" in image.info, may_rotate)
+        if self.format == "JPEG" and image.info.get("progressive"):
+            # libjpeg holds every DCT coefficient of a progressive file (2 bytes each) at full resolution, at any scale
+            return pixels + 2 * len(image.getbands()) * self.stored_size[0] * self.stored_size[1]
+        return pixels
 
 
 @dataclass
@@ -212,7 +216,7 @@ def decode_rgb(
 
     With ``budget`` the decode first takes its :attr:`OpenedImage.decode_bytes` from it (DecodeTooLarge,
     DecodeBusy), and the result holds them until :meth:`DecodedImage.release`. With ``workers`` an image
-    whose :attr:`OpenedImage.decode_work` exceeds :data:`~service.imaging.isolation.ISOLATE_WORK` is decoded
+    whose :attr:`OpenedImage.decode_work` exceeds ``workers.min_work`` is decoded
     in a worker process, stopped at its timeout (DecodeStopped).
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale
@@ -222,7 +226,7 @@ def decode_rgb(
     """
     opened.draft(min_size)
     image, scale = opened.image, opened.scale
-    isolated = workers is not None and opened.decode_work > ISOLATE_WORK
+    isolated = workers is not None and opened.decode_work > workers.min_work
     nbytes = opened.decode_bytes
     if isolated:
         nbytes += TRANSFER_BYTES_PER_PIXEL * image.size[0] * image.size[1] + TRANSFER_BYTES
