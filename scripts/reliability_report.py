@@ -313,7 +313,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Produced by `python scripts/reliability_report.py --readme` ({report['generated'][:10]}, "
         f"{report['machine']}); raw figures in `bench/results/reliability.json`. The same scenarios are tests: "
         "`tests/test_hostile.py`, `test_fuzz_images.py`, `test_schemathesis.py`, `test_load.py`, `test_faults.py`, "
-        "`test_auth.py`.",
+        "`test_auth.py`; the resource bounds (decode time and memory, the memory ceiling, connections, slow uploads, "
+        "shutdown) are the `reliability` mark, `pytest -m reliability`.",
         "",
         "| What | Inputs | Result |",
         "| --- | --- | --- |",

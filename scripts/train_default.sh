@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the shipped default model (weights/default.onnx) on real photos, in two stages, on a CPU:
+# Trains the shipped default model (weights/default.onnx) on real photos, in three stages, on a CPU:
 #
 #   scripts/train_default.sh trunk [ARGS]    stage 1: 128x128 crops (5x faster per image than 256 on this CPU),
 #                                            Adam 1e-3 then 1e-4 after step TRUNK_DROP (10001), TRUNK_STEPS steps in

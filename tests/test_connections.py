@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import hostile_inputs as corpus
 from tests.helpers.server import ServiceProcess
 
+pytestmark = pytest.mark.reliability
+
 HEAD_TIMEOUT_S = 1.0
 GOOD_JPEG = corpus.jpeg(80, 60)
 

@@ -21,6 +21,8 @@ from PIL import Image
 
 from tests.helpers.server import REPO_ROOT, service_env
 
+pytestmark = pytest.mark.reliability
+
 SIDE = 7000
 MB = 2**20
 

@@ -29,6 +29,8 @@ from service.inference.engine import Engine
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
 from tests.helpers.server import REPO_ROOT, service_env
 
+pytestmark = pytest.mark.reliability
+
 MB = 1_000_000
 SIDE = 2000
 

@@ -24,6 +24,8 @@ from service.imaging.decode import decode_rgb, open_image
 from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers
 from tests.helpers.server import child_processes
 
+pytestmark = pytest.mark.reliability
+
 PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
 
 

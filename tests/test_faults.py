@@ -17,6 +17,8 @@ from tests.helpers.faults import BAD_MODELS, PNG, abandon_upload, log_lines, pos
 from tests.helpers.load import wait_in_flight
 from tests.helpers.server import ServiceProcess, run_service_once
 
+pytestmark = pytest.mark.reliability
+
 
 # --------------------------------------------------------------------------- bad model at start
 @pytest.mark.parametrize("kind", list(BAD_MODELS))

@@ -24,6 +24,8 @@ from service.imaging.decode import open_image
 from service.settings import Settings
 from tests.helpers.server import REPO_ROOT, child_processes
 
+pytestmark = pytest.mark.reliability
+
 MB = 1_000_000
 LIMITS = {
     "max_concurrency": 4,

@@ -5,13 +5,13 @@ Which images go there is decided from the header (:attr:`service.imaging.decode.
 full-resolution pixels times the scans a progressive JPEG makes libjpeg run): every single-pass image within the
 pixel limit and ordinary progressive photos decode in the request's own thread as before, with no process hop;
 an image whose work exceeds :attr:`DecodeWorkers.min_work` (:data:`ISOLATE_WORK`) goes to one of a few
-long-lived workers. A worker that passes the deadline is
-killed (SIGKILL) and replaced, and the request gets :class:`DecodeStopped`.
+long-lived workers. A worker that passes the deadline is killed (SIGKILL) and replaced, and the request gets
+:class:`DecodeStopped`.
 
 The worker is ``python -m service.imaging.isolation READ_FD WRITE_FD``: it imports only the imaging
 code, reads ``(data, content_type, max_pixels, min_size, threads)`` requests from one pipe and answers
-each on the other with the decode error, or ``(mode, size, full_size, reduction)`` followed by the pixels
-in strips of rows.
+each on the other with the decode error, or ``(mode, size, full_size, reduction, rows)`` followed by the
+pixels in strips of ``rows`` rows.
 """
 
 from __future__ import annotations
