@@ -4,7 +4,8 @@
 #   scripts/train_default.sh trunk [ARGS]    stage 1: 128x128 crops (5x faster per image than 256 on this CPU),
 #                                            Adam 1e-3 then 1e-4 after step TRUNK_DROP (10001), TRUNK_STEPS steps in
 #                                            all (11500), from weights/synthetic_init.pt; resumes by itself from
-#                                            RUNS/trunk/last.pt, else from the committed weights/default_trunk.pt
+#                                            RUNS/trunk/last.pt, else from the trunk's checkpoint (weights/
+#                                            default_trunk.pt, taken from git history, commit 79c7f53, if absent)
 #   scripts/train_default.sh finish [ARGS]   stage 2: 256x256 crops from the trunk's checkpoint TRUNK (default
 #                                            weights/default_trunk.pt), Adam 2.5e-4 then 2.5e-5 after FINISH_DROP
 #                                            (2250) steps, FINISH_STEPS (2800) steps in all; writes
@@ -12,10 +13,10 @@
 #   scripts/train_default.sh polish [ARGS]   stage 3: 256x256 again, a second cycle from the finish's weights FINISH
 #                                            (default RUNS/finish/last.pt): Adam 1e-4 then 1e-5 after POLISH_DROP
 #                                            (1800) steps, POLISH_STEPS (2400) in all; writes RUNS/polish/ and
-#                                            resumes from RUNS/polish/last.pt
+#                                            resumes from RUNS/polish/last.pt, else from weights/default_resume.pt
+#                                            (the committed checkpoint of an unfinished polish; see the model card)
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/polish/last.pt, else RUNS/finish/last.pt) as
-#                                            the default model (scripts/ship_default.sh) and keep the trunk's
-#                                            checkpoint beside it
+#                                            the default model (scripts/ship_default.sh)
 #
 # Data: LSP im0001-im0900, LSPET, the MPII subset (and a little of the synthetic figures), from DATA (default
 # ../shared/data; see its README). LSP im0901-im1000 is the validation split (PCK@0.2 per epoch); LSP test
@@ -37,8 +38,18 @@ data=(
 )
 machine=(--amp --channels-last --device cpu --threads 2 --workers 1 --no-progress --log-every 50)
 
+# The trunk's resumable checkpoint left the tree when the polish's took its place (the tree must stay under the
+# 64 MiB a GPU machine is sent); git keeps it.
+TRUNK_COMMIT=79c7f53
+restore_trunk() {
+  if [ ! -f weights/default_trunk.pt ] && git cat-file -e "$TRUNK_COMMIT:weights/default_trunk.pt" 2>/dev/null; then
+    git show "$TRUNK_COMMIT:weights/default_trunk.pt" >weights/default_trunk.pt
+  fi
+}
+
 case "$STAGE" in
   trunk)
+    restore_trunk
     start=(--init weights/synthetic_init.pt)
     if [ -f "$RUNS/trunk/last.pt" ]; then
       start=(--resume "$RUNS/trunk/last.pt")
@@ -52,6 +63,7 @@ case "$STAGE" in
       --checkpoint-every 250 --out "$RUNS/trunk" "$@"
     ;;
   finish)
+    restore_trunk
     steps="${FINISH_STEPS:-2800}"
     drop="${FINISH_DROP:-2250}"
     start=(--init "${TRUNK:-weights/default_trunk.pt}")
@@ -62,6 +74,9 @@ case "$STAGE" in
     ;;
   polish)
     start=(--init "${FINISH:-$RUNS/finish/last.pt}")
+    if [ ! -f "$RUNS/polish/last.pt" ] && [ -f weights/default_resume.pt ]; then
+      mkdir -p "$RUNS/polish" && cp weights/default_resume.pt "$RUNS/polish/last.pt"
+    fi
     if [ -f "$RUNS/polish/last.pt" ]; then start=(--resume "$RUNS/polish/last.pt"); fi
     exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
       --input-size 256 --batch-size 16 --optimizer adam --lr 1e-4 --lr-milestones "${POLISH_DROP:-1800}" \
@@ -72,7 +87,6 @@ case "$STAGE" in
     [ -f "$last" ] || last="$RUNS/finish/last.pt"
     ckpt="${1:-$last}"
     scripts/ship_default.sh "$ckpt"
-    if [ -f "$RUNS/trunk/last.pt" ]; then cp "$RUNS/trunk/last.pt" weights/default_trunk.pt; fi
     ;;
   *)
     echo "usage: scripts/train_default.sh trunk|finish|polish|ship [ARGS]" >&2
