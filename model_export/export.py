@@ -36,8 +36,10 @@ from torch import nn
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint, sha256_of
 from model_export.model import StackedHourglass
 from model_export.provenance import command_line, stamp
+from model_export.quantize import QuantizeError, calibrate, quantize_int8
 from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from service.core.layout import KeypointLayout
+from service.inference.engine import ModelLoadError
 
 OPSET = 18
 PARITY_BATCHES = (1, 4)
@@ -327,17 +329,9 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--half"] * args.half + (["--input-size", *map(str, args.input_size)] if args.input_size else [])
         export_checkpoint(args.checkpoint, args.out, args.half, args.input_size, command=command_line(argv))
         if args.int8:
-            from model_export import quantize
-
-            twin = args.out.with_name(f"{args.out.stem}_int8.onnx")
-            return quantize.run(
-                argparse.Namespace(
-                    onnx=args.out, out=twin, lsp=args.calibration_lsp, images=args.calibration_images,
-                    count=args.calibration_count, method="percentile", keep_float="", quantize_first_last=False,
-                    all_ops=False,
-                )
-            )  # fmt: skip
-    except (CheckpointError, ExportError, ValueError) as exc:
+            calibration = calibrate(args.out, args.calibration_lsp, args.calibration_images, args.calibration_count)
+            quantize_int8(args.out, args.out.with_name(f"{args.out.stem}_int8.onnx"), calibration)
+    except (CheckpointError, ExportError, QuantizeError, ModelLoadError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -41,6 +41,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, save_tensors_data
 
 from model_export.checkpoint import sha256_of
+from model_export.photo_eval import MAX_PIXELS
 from model_export.provenance import command_line
 from service.core.contract import PROVENANCE, ModelMetadata
 from service.inference.engine import Engine, ModelLoadError
@@ -52,7 +53,6 @@ METHODS: dict[str, CalibrationMethod] = {
     "entropy": CalibrationMethod.Entropy,
 }
 LSP_TRAIN = range(900)  # im0001-im0900: never the validation (im0901-im1000) or test split
-MAX_PIXELS = 50_000_000
 
 
 class QuantizeError(Exception):
@@ -236,15 +236,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def calibrate(float_path: Path, lsp: Path | None, images: Path | None, count: int) -> Calibration:
+    """Calibration inputs for the model at ``float_path``: LSP's training split, else a photo folder, else
+    synthetic figures."""
+    engine = Engine.load(float_path, providers=("CPUExecutionProvider",))
+    if lsp is not None:
+        return lsp_calibration(engine, lsp, count)
+    if images is not None:
+        return folder_calibration(engine, images, count)
+    return synthetic_calibration(engine, count)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        engine = Engine.load(args.onnx, providers=("CPUExecutionProvider",))
-        if args.lsp is not None:
-            calibration = lsp_calibration(engine, args.lsp, args.count)
-        elif args.images is not None:
-            calibration = folder_calibration(engine, args.images, args.count)
-        else:
-            calibration = synthetic_calibration(engine, args.count)
+        calibration = calibrate(args.onnx, args.lsp, args.images, args.count)
         keep = [name for name in args.keep_float.split(",") if name]
         op_types = () if args.all_ops else ("Conv",)
         quantize_int8(args.onnx, args.out, calibration, args.method, keep, not args.quantize_first_last, op_types)

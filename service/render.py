@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.core.errors import PoseError
     from service.core.geometry import parse_bbox
     from service.http.schemas import ModelRef, PoseResult
-    from service.imaging.overlay import encode, overlay_picture, upload_decoder
+    from service.imaging.overlay import encode, overlay_picture
     from service.inference.engine import Engine, ModelLoadError
     from service.inference.pipeline import PredictOptions, Upload, build_pipeline
     from service.settings import Settings
@@ -63,9 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         upload = Upload(args.image.read_bytes(), mimetypes.guess_type(args.image.name)[0], args.image.name)
         options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
         [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=True))
-        reread = upload_decoder(
-            upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads, pipeline.budget
-        )
+        reread = pipeline.rereader(upload)
         picture = overlay_picture(
             prediction.decoded(),
             prediction.points,

@@ -9,7 +9,6 @@ Measured on 2026-12-03: converting a strip at a time grows it by about 180 MB (1
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.hostile_inputs import scan_bomb
 from tests.helpers.server import REPO_ROOT, service_env
 
 pytestmark = pytest.mark.reliability
@@ -99,15 +99,6 @@ def test_a_batch_holds_one_full_size_decode_at_a_time(constant_model_path, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     grown = int(result.stdout.strip())
     assert grown < 100 * MB, f"the batch grew the peak RSS by {grown / MB:.0f} MB over one image"
-
-
-def scan_bomb(repeats: int) -> bytes:
-    """A small flat progressive JPEG whose last scan is repeated ``repeats`` times before the end marker."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (1200, 900), (120, 140, 160)).save(buffer, "JPEG", progressive=True, quality=90)
-    data = buffer.getvalue()
-    last_scan = data[data.rindex(b"\xff\xda") : -2]
-    return data[:-2] + last_scan * repeats + b"\xff\xd9"
 
 
 def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_from_its_header(constant_model_path):

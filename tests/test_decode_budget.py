@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ from service.imaging.budget import DecodeBudget, DecodeBusy, DecodeTooLarge, dec
 from service.imaging.decode import open_image
 from service.inference.engine import Engine
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
-from tests.helpers.server import REPO_ROOT, service_env
+from tests.helpers.server import REPO_ROOT, peak_rss, service_env
 
 pytestmark = pytest.mark.reliability
 
@@ -215,10 +214,6 @@ def sixteen_bit_png(side: int) -> bytes:
     out = io.BytesIO()
     Image.fromarray(np.full((side, side), 40000, np.uint16)).save(out, "PNG")
     return out.getvalue()
-
-
-def peak_rss(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) * 1024
 
 
 @pytest.mark.slow

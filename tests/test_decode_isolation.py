@@ -22,6 +22,7 @@ from PIL import Image
 
 from service.imaging.decode import decode_rgb, open_image
 from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers
+from tests.helpers.hostile_inputs import scan_bomb
 from tests.helpers.server import child_processes
 
 pytestmark = pytest.mark.reliability
@@ -29,13 +30,9 @@ pytestmark = pytest.mark.reliability
 PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
 
 
-def scan_bomb(width: int = 4000, height: int = 3000, repeats: int = 85) -> bytes:
-    """A flat progressive JPEG whose last scan is repeated ``repeats`` times before the end marker."""
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (120, 140, 160)).save(out, "JPEG", progressive=True, quality=90)
-    data = out.getvalue()
-    last_scan = data[data.rindex(b"\xff\xda") : -2]
-    return data[:-2] + last_scan * repeats + b"\xff\xd9"
+def decode_bomb(width: int = 4000, height: int = 3000) -> bytes:
+    """95 scans (under the 100-scan limit) over ``width`` x ``height`` pixels."""
+    return scan_bomb(85, width, height)
 
 
 def large_progressive_photo() -> bytes:
@@ -77,7 +74,7 @@ def test_a_costly_decode_in_a_worker_gives_the_same_pixels(workers):
 
 
 def test_a_decode_past_its_timeout_is_killed_and_its_worker_replaced(workers):
-    data = scan_bomb()
+    data = decode_bomb()
     opened = open_image(data, 50_000_000)
     assert opened.scans == 95 and opened.decode_work > ISOLATE_WORK
     (before,) = [w.process.pid for w in workers._all]
@@ -108,7 +105,7 @@ def test_the_server_is_free_again_as_soon_as_a_decode_bomb_times_out(constant_mo
     server = start_service(
         constant_model_path, max_concurrency=1, max_queue=4, decode_timeout_s=0.3, decode_processes=1
     )
-    bomb = scan_bomb()
+    bomb = decode_bomb()
     good = PHOTO.read_bytes()
     with server.client(timeout=30.0) as client:
         start = time.monotonic()
@@ -131,7 +128,7 @@ def test_sigterm_during_a_stuck_decode_exits_in_time_and_leaves_no_worker(consta
     server = start_service(constant_model_path, decode_timeout_s=60, shutdown_timeout_s=1, decode_processes=1)
     children = child_processes(server.process.pid)
     assert children, "no decode worker was started"
-    bomb = scan_bomb(6000, 4000, 85)
+    bomb = decode_bomb(6000, 4000)
     sender = threading.Thread(
         target=lambda: httpx.post(
             server.url + "/predict",

@@ -19,7 +19,6 @@ LAYERS: dict[str, int] = {
     "settings": 0,
     "cpus": 0,
     "allocator": 0,
-    "capacity": 0,
     "core": 1,
     "imaging": 2,
     "inference": 3,

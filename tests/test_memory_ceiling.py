@@ -1,5 +1,5 @@
 """The worst case the README states holds: the server's peak RSS under the worst inputs stays under
-``service.capacity.memory_ceiling`` of its settings (test_packaging checks that the ceiling at the compose
+``service.inference.capacity.memory_ceiling`` of its settings (test_packaging checks that the ceiling at the compose
 files' settings fits their memory limit).
 
 The worst inputs, at small settings so that CI can afford them: every slot busy with a full batch request
@@ -13,16 +13,15 @@ import io
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from service.capacity import memory_ceiling
 from service.imaging.decode import open_image
+from service.inference.capacity import memory_ceiling
 from service.settings import Settings
-from tests.helpers.server import REPO_ROOT, child_processes
+from tests.helpers.server import REPO_ROOT, child_processes, peak_rss
 
 pytestmark = pytest.mark.reliability
 
@@ -47,10 +46,6 @@ def padded_png(side: int, size: int) -> bytes:
     chunk = struct.pack(">I", len(filler)) + b"prVt" + filler
     chunk += struct.pack(">I", zlib.crc32(chunk[4:]) & 0xFFFFFFFF)
     return png[:-12] + chunk + png[-12:]  # before IEND
-
-
-def peak_rss(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) * 1024
 
 
 def peak_rss_with_children(pid: int) -> int:

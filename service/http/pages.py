@@ -28,7 +28,6 @@ from service.imaging.overlay import (
     OutputFormat,
     encode,
     overlay_picture,
-    upload_decoder,
 )
 
 router = APIRouter()
@@ -110,9 +109,7 @@ async def predict_render(
     uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, True, services.upload_pace)
     [prediction] = await predict_and_note(request, services, pipeline, uploads, options, keep_images=True)
     upload = uploads[0]
-    reread = upload_decoder(
-        upload.data, upload.content_type, pipeline.max_pixels, pipeline.decode_threads, pipeline.budget
-    )
+    reread = pipeline.rereader(upload)
 
     def draw() -> bytes:
         p = prediction

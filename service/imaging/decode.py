@@ -225,21 +225,28 @@ def decode_rgb(
     progressive (the same pixels either way: ``service.imaging.jpeg.strips``, ``service.imaging.jpeg.progressive``).
     """
     opened.draft(min_size)
-    image, scale = opened.image, opened.scale
+    image = opened.image
     isolated = workers is not None and opened.decode_work > workers.min_work
     nbytes = opened.decode_bytes
     if isolated:
         nbytes += TRANSFER_BYTES_PER_PIXEL * image.size[0] * image.size[1] + TRANSFER_BYTES
     reservation = budget.acquire(nbytes) if budget is not None else None
-    if isolated:
-        width, height = opened.stored_size
-        try:
-            pixels, size, reduction = workers.decode(opened.data, None, width * height, min_size, threads)
-        except BaseException:
-            if reservation is not None:
-                reservation.release()
-            raise
-        return DecodedImage(pixels, size, reduction, reservation)
+    try:
+        if isolated:
+            width, height = opened.stored_size
+            rgb, size, reduction = workers.decode(opened.data, None, width * height, min_size, threads)
+        else:
+            rgb, size, reduction = _decode_here(opened, threads)
+    except BaseException:
+        if reservation is not None:
+            reservation.release()
+        raise
+    return DecodedImage(rgb, size, reduction, reservation)
+
+
+def _decode_here(opened: OpenedImage, threads: int) -> tuple[Image.Image, tuple[int, int], float]:
+    """:func:`decode_rgb` in this thread: the RGB image, its full oriented size and its reduction."""
+    image, scale = opened.image, opened.scale
     try:
         faster = decode_in_strips(opened.data, scale, image.mode, image.size, threads) if threads > 1 else None
         if faster is None and image.info.get("progressive"):
@@ -254,10 +261,8 @@ def decode_rgb(
             image = image.transpose(transpose)
         rgb = to_rgb(image)
     except _DECODE_ERRORS as exc:
-        if reservation is not None:
-            reservation.release()
         raise InvalidImage(f"the image data is truncated or corrupt ({exc})") from exc
-    return DecodedImage(rgb, _oriented(opened.stored_size, orientation), float(scale), reservation)
+    return rgb, _oriented(opened.stored_size, orientation), float(scale)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -83,7 +83,6 @@ class DecodeWorkers:
         self.min_work = min_work  # images with more pixel passes than this decode here
         self.timeout_s = timeout_s
         self.wait_s = wait_s
-        self.processes = processes
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()

@@ -14,8 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from service.core.layout import KeypointLayout
-from service.imaging.budget import DecodeBudget
-from service.imaging.decode import DecodedImage, decode_rgb, open_image
+from service.imaging.decode import DecodedImage
 
 OutputFormat = Literal["png", "jpeg"]
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "jpeg")
@@ -163,11 +162,3 @@ def overlay_picture(
         return render_overlay(larger.image, marks, layout, threshold, max_side, frame_size=larger.size)
     finally:
         larger.release()
-
-
-def upload_decoder(
-    data: bytes, content_type: str | None, max_pixels: int, threads: int = 1, budget: DecodeBudget | None = None
-) -> Callable[[tuple[int, int]], DecodedImage]:
-    """``reread`` for :func:`overlay_picture`: the upload decoded again, with at least the size asked for
-    (within ``budget``, released by :func:`overlay_picture` once drawn)."""
-    return lambda size: decode_rgb(open_image(data, max_pixels, content_type), size, threads, budget)

@@ -158,6 +158,14 @@ class Pipeline:
         """Already decoded, EXIF-oriented images -> predictions (see :meth:`DecodedImage.from_pil`)."""
         return await self._predict(lambda: self._plan_and_prepare(images, options), options)
 
+    def rereader(self, upload: Upload) -> Callable[[tuple[int, int]], DecodedImage]:
+        """``reread`` for :func:`service.imaging.overlay.overlay_picture`: the upload decoded again, with at least
+        the size asked for, under the pipeline's limits, budget and workers (released once drawn)."""
+        return lambda size: decode_rgb(
+            open_image(upload.data, self.max_pixels, upload.content_type), size, self.decode_threads, self.budget,
+            self.workers,
+        )  # fmt: skip
+
     def plan(self, size: tuple[int, int], options: PredictOptions) -> Affine:
         """The image -> input map for an image of ``size`` (InvalidBox for a bad bbox)."""
         return plan(size, self.codec.input_size, options.resize, options.bbox)

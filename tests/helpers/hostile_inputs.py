@@ -96,6 +96,14 @@ def palette_png_with_transparency() -> bytes:
     return encode(image, "PNG", transparency=0)
 
 
+def scan_bomb(repeats: int, width: int = 1200, height: int = 900) -> bytes:
+    """A flat progressive JPEG whose last scan is repeated ``repeats`` times before the end marker: a few bytes
+    per scan, each a full pass of libjpeg over the image."""
+    data = encode(Image.new("RGB", (width, height), (120, 140, 160)), "JPEG", progressive=True, quality=90)
+    last_scan = data[data.rindex(b"\xff\xda") : -2]
+    return data[:-2] + last_scan * repeats + b"\xff\xd9"
+
+
 def truncated(data: bytes, fraction: float = 0.5) -> bytes:
     return data[: max(1, int(len(data) * fraction))]
 

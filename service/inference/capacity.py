@@ -19,14 +19,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from service.core.layout import MPII
+from service.inference.engine import default_max_batch
 from service.settings import Settings
 
 MB = 1_000_000
 BASELINE_BYTES = 160 * MB  # measured with the default model: 157 MB once ready
 WORKER_BYTES = 35 * MB  # measured: an idle decode worker (service.imaging.isolation), 32 MB
 MODEL_CALL_BYTES_PER_IMAGE = 15 * MB  # measured: 8 concurrent batch-1 calls of the default model, +120 MB
-INPUT_BYTES_PER_IMAGE = 3 * 256 * 256 * 4 + 16 * 64 * 64 * 4  # float32 input and heatmaps of the ONNX contract
-CPU_MODEL_BATCH = 1  # the engine's default on CPU (service.inference.engine.default_max_batch)
+_HEIGHT, _WIDTH = DEFAULT_INPUT_SIZE
+# float32 model input and heatmaps of one image under the ONNX contract's defaults
+INPUT_BYTES_PER_IMAGE = 4 * (
+    3 * _HEIGHT * _WIDTH + MPII.num_joints * (_HEIGHT // DEFAULT_HEATMAP_STRIDE) * (_WIDTH // DEFAULT_HEATMAP_STRIDE)
+)
+CPU_MODEL_BATCH = default_max_batch("CPUExecutionProvider")
 
 
 @dataclass(frozen=True)
