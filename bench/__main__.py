@@ -17,10 +17,12 @@ PARTS: tuple[str, ...] = (
     "decoder",
     "session_options",
     "model_speed",
+    "accuracy_speed",
     "overhead",
     "large_upload",
     "jpeg_decode",
     "load",
+    "frameworks",
     "batching",
     "cpu_quota",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from bench.common import add_common_args, jpeg_bytes, print_rows, profile_of, write_result
+from bench.common import add_common_args, photo_bytes, print_rows, profile_of, write_result
 from bench.fixture import bench_model
 from bench.loadgen import LoadResult, run_load
 from bench.servers import served
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
-    image = jpeg_bytes(640, 480)
+    image = photo_bytes()
     levels = tuple(c for c in profile.concurrency if c <= 16)
     variants = args.variants or (["off (max 1)", "max 8, 2 ms"] if args.smoke else list(VARIANTS))
     rounds = 1 if args.smoke else ROUNDS

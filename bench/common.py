@@ -24,6 +24,8 @@ from service.cpus import cpu_limit, usable_cores
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+# a real photo (COCO val2017 000000000785, CC BY 2.0: tests/data/README.md), 640x425, one person skiing
+PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
 
 
 @dataclass(frozen=True)
@@ -197,11 +199,38 @@ def jpeg_bytes(
 ) -> bytes:
     """A :func:`synthetic_photo` as JPEG; ``restart_rows`` > 0 writes a restart marker every that many MCU rows,
     ``progressive`` libjpeg's default progressive scan script."""
+    return _jpeg(synthetic_photo(width, height, seed), quality, restart_rows, progressive)
+
+
+def photo_bytes() -> bytes:
+    """The real test photo's JPEG file, as a user would upload it."""
+    return PHOTO.read_bytes()
+
+
+def tiled_photo(width: int, height: int) -> Image.Image:
+    """A ``width x height`` image of real photo content: :data:`PHOTO` tiled with mirror flips, so that the
+    tiles meet without seams and the JPEG entropy-codes like a photo (never noise, which decodes far slower)."""
+    with Image.open(PHOTO) as opened:
+        tile = np.asarray(opened.convert("RGB"))
+    row = np.concatenate([tile, tile[:, ::-1]], axis=1)
+    block = np.concatenate([row, row[::-1]], axis=0)
+    reps = (-(-height // block.shape[0]), -(-width // block.shape[1]), 1)
+    return Image.fromarray(np.ascontiguousarray(np.tile(block, reps)[:height, :width]))
+
+
+def tiled_photo_jpeg(
+    width: int, height: int, quality: int = 90, restart_rows: int = 0, progressive: bool = False
+) -> bytes:
+    """:func:`tiled_photo` as JPEG (``restart_rows`` and ``progressive`` as in :func:`jpeg_bytes`)."""
+    return _jpeg(tiled_photo(width, height), quality, restart_rows, progressive)
+
+
+def _jpeg(image: Image.Image, quality: int, restart_rows: int, progressive: bool) -> bytes:
     buffer = io.BytesIO()
     extra: dict[str, object] = {"restart_marker_rows": restart_rows} if restart_rows else {}
     if progressive:
         extra["progressive"] = True
-    synthetic_photo(width, height, seed).save(buffer, format="JPEG", quality=quality, **extra)
+    image.save(buffer, format="JPEG", quality=quality, **extra)
     return buffer.getvalue()
 
 

@@ -114,6 +114,44 @@ def load_torch_model(model: BenchModel) -> torch.nn.Module:
     return net.eval()
 
 
+LSP_ENV = "HOURGLASS_BENCH_LSP"
+DEFAULT_LSP = REPO_ROOT.parent / "shared" / "data" / "lsp"
+INT8_CALIBRATION = 300  # person crops from LSP's training split (model_export quantize's default count)
+
+
+def default_lsp() -> Path:
+    """Where the LSP dataset is looked for: ``$HOURGLASS_BENCH_LSP``, else ``../shared/data/lsp``."""
+    return Path(os.environ.get(LSP_ENV, DEFAULT_LSP))
+
+
+def has_lsp(folder: Path) -> bool:
+    return (folder / "joints.mat").is_file() and (folder / "images").is_dir()
+
+
+def int8_twin(model: BenchModel, smoke: bool = False, lsp: Path | None = None) -> Path:
+    """The int8 model of ``model`` (``python -m model_export quantize``'s defaults), made once and cached by the
+    float file's digest: calibrated on LSP's training split where ``lsp`` holds it, else on synthetic figures
+    (a few with ``smoke``). Calibration moves accuracy, not speed."""
+    from model_export.checkpoint import sha256_of
+    from model_export.quantize import lsp_calibration, quantize_int8, synthetic_calibration
+    from service.inference.engine import Engine
+
+    real = lsp is not None and has_lsp(lsp) and not smoke
+    tag = "lsp" if real else "smoke" if smoke else "synthetic"
+    out = cache_dir() / "int8" / f"{model.onnx_path.stem}-{sha256_of(model.onnx_path)[:16]}-{tag}.onnx"
+    if out.exists():
+        return out
+    engine = Engine.load(model.onnx_path, providers=("CPUExecutionProvider",))
+    if real:
+        calibration = lsp_calibration(engine, lsp, INT8_CALIBRATION)
+    else:
+        calibration = synthetic_calibration(engine, 4 if smoke else 64)
+    partial = out.with_name(f"{out.stem}.partial.onnx")
+    quantize_int8(model.onnx_path, partial, calibration, log=lambda *_: None)
+    os.replace(partial, out)
+    return out
+
+
 def _make_random_pair(arch: dict[str, int], onnx_file: Path, checkpoint: Path) -> None:
     """Write both files under temporary names first, so an interrupted run leaves no half-written cache entry."""
     import torch

@@ -1,6 +1,7 @@
 """The decode stage alone: a 12-megapixel JPEG through the service's ``open_image`` + ``decode_rgb``.
 
-The photo is decoded at the scale the service picks for a 256x256 model (1/8), written three ways:
+The image (the test photo tiled with mirror flips: real photo content) is decoded at the scale the service
+picks for a 256x256 model (1/8), written three ways:
 baseline (one serial entropy-coded stream), with restart markers, and progressive. Beside the service
 on 1, 2, 4, 8 and 16 threads (up to the usable cores), Pillow alone decodes it as the service did
 before its JPEG paths (``Image.open``, ``draft`` to the same scale, ``load``); all are timed in turn,
@@ -17,7 +18,15 @@ import io
 
 from PIL import Image
 
-from bench.common import JpegSpecs, add_common_args, jpeg_bytes, print_rows, profile_of, time_alternating, write_result
+from bench.common import (
+    JpegSpecs,
+    add_common_args,
+    print_rows,
+    profile_of,
+    tiled_photo_jpeg,
+    time_alternating,
+    write_result,
+)
 from service.core.geometry import draft_size, plan
 from service.cpus import usable_cores
 from service.imaging.decode import decode_rgb, open_image
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [t for t in THREADS if t <= max(2, cores)]
     rows = []
     for name, (width, height, written) in (SMOKE_IMAGES if args.smoke else IMAGES).items():
-        data = jpeg_bytes(width, height, seed=1, **written)
+        data = tiled_photo_jpeg(width, height, **written)
         calls = {(PILLOW, 1): lambda d=data: pillow_once(d)}
         calls.update({(SERVICE, t): (lambda t=t, d=data: decode_once(d, t)) for t in counts})
         stats = time_alternating(calls, profile.warmup, profile.repeat, profile.case_budget_s)

@@ -1,5 +1,5 @@
 """Benchmark 3: throughput under load. Requests per second and p50/p95 latency at 1, 4, 16 and 64
-concurrent clients (640x480 JPEG), for the service and the baseline, each a real uvicorn subprocess.
+concurrent clients (photo 640x425), for the service and the baseline, each a real uvicorn subprocess.
 
 Both servers are started up front and measured in turn at each level, so a change in machine load
 between levels hits both alike.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from bench.common import add_common_args, jpeg_bytes, print_rows, profile_of, write_result
+from bench.common import add_common_args, photo_bytes, print_rows, profile_of, write_result
 from bench.fixture import bench_model
 from bench.loadgen import run_load
 from bench.servers import served
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
-    image = jpeg_bytes(640, 480)
+    image = photo_bytes()
     rows = []
     with contextlib.ExitStack() as stack:
         urls = {kind: stack.enter_context(served(kind, model)) for kind in args.servers}
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if row["server"] != "baseline" and peer and peer["rps"]:
             row["vs_baseline_rps"] = round(float(row["rps"]) / float(peer["rps"]), 2)  # type: ignore[arg-type]
     rows.sort(key=lambda r: (args.servers.index(str(r["server"])), r["concurrency"]))  # type: ignore[arg-type]
-    print_rows("throughput under load (640x480 JPEG)", rows)
+    print_rows("throughput under load (photo 640x425)", rows)
     config = {
         "model": model.describe(),
         "profile": profile.name,

@@ -1,8 +1,10 @@
-"""Benchmark 1: ONNX Runtime vs PyTorch eager on the same weights, batch 1 and 8, images per second.
+"""Benchmark 1: ONNX Runtime float32 and int8 vs PyTorch eager on the same weights, batch 1 and 8, images/s.
 
-Each engine runs with 1 thread and with one per usable core (the same count for both; on a shared
+Each engine runs with 1 thread and with one per usable core (the same count for all; on a shared
 CPU, multi-threaded runs suffer most from the neighbours); ONNX Runtime uses the service's own
-session options. The two are called in turn, so a change in machine load hits both alike.
+session options. The int8 model is the float file's static quantization (:func:`bench.fixture.int8_twin`:
+QDQ, per-channel int8 convolutions, made once and cached). The engines are called in turn, so a change
+in machine load hits all alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 
 from bench.common import add_common_args, print_rows, profile_of, time_alternating, write_result
-from bench.fixture import bench_model, load_torch_model
+from bench.fixture import bench_model, default_lsp, int8_twin, load_torch_model
 from service.cpus import usable_cores
 from service.inference.engine import Engine
 from service.settings import Settings
@@ -29,12 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     cores = usable_cores()
     thread_counts = [1] if args.smoke else sorted({1, cores})
     net = load_torch_model(model)
+    int8 = int8_twin(model, args.smoke, default_lsp())
 
     rows = []
     for threads in thread_counts:
         torch.set_num_threads(threads)
         # ONNX Runtime as the service runs it, with the same thread count as PyTorch
         engine = Engine.from_settings(Settings(model_path=model.onnx_path, intra_op_threads=threads))
+        engine8 = Engine.from_settings(Settings(model_path=int8, intra_op_threads=threads))
         for batch in args.batches or ([1, 2] if args.smoke else [1, 8]):
             x = np.random.default_rng(batch).random((batch, 3, 256, 256), dtype=np.float32)
             xt = torch.from_numpy(x)
@@ -44,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.inference_mode():
                     net(xt)[:, -1].numpy()
 
-            engines = {"onnxruntime": lambda x=x, e=engine: e.run(x), "pytorch eager": run_torch}
+            engines = {
+                "onnxruntime": lambda x=x, e=engine: e.run(x),
+                "onnxruntime int8": lambda x=x, e=engine8: e.run(x),
+                "pytorch eager": run_torch,
+            }
             results = time_alternating(engines, profile.warmup, repeat, budget_s=profile.case_budget_s)
             for name, stats in results.items():
                 rows.append(
@@ -57,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
     print_rows("model: ONNX Runtime vs PyTorch eager", rows)
-    config = {"model": model.describe(), "profile": profile.name, "threads": thread_counts, "input": [256, 256]}
+    config = {
+        "model": model.describe(),
+        "int8_model": str(int8),
+        "profile": profile.name,
+        "threads": thread_counts,
+        "input": [256, 256],
+    }
     write_result(args.out, "model_speed", config, rows)
     return 0
 

@@ -1,4 +1,4 @@
-"""Benchmark 2: service overhead. ``POST /predict`` of a 640x480 JPEG over one keep-alive HTTP
+"""Benchmark 2: service overhead. ``POST /predict`` of the test photo (640x425) over one keep-alive HTTP
 connection vs the bare ``session.run`` on a preprocessed 1x3x256x256 tensor; p50/p95 and their ratio.
 The calls are timed in turn, call by call, so a change in machine load affects all alike.
 
@@ -31,8 +31,8 @@ from bench.common import (
     MIN_SAMPLES,
     Stats,
     add_common_args,
-    jpeg_bytes,
     parse_server_timing,
+    photo_bytes,
     print_rows,
     profile_of,
     write_result,
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
-    image = jpeg_bytes(640, 480)
+    image = photo_bytes()
     result = measure_served(model, image, profile.warmup, profile.repeat * 2, 3 * profile.case_budget_s)
     reference = reference_model(args.smoke)
     # a few hundred ms a call on a CPU: fewer calls, each the same alternation, no httpx
@@ -148,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             reference, image, min(profile.warmup, 2), profile.repeat, 2 * profile.case_budget_s, with_httpx=False
         ),
     }
-    print_rows("service overhead (640x480 JPEG)", [{"what": k, "value": v} for k, v in result.items()])
-    config = {"model": model.describe(), "profile": profile.name, "image": [640, 480], "jpeg_bytes": len(image)}
+    print_rows("service overhead (photo 640x425)", [{"what": k, "value": v} for k, v in result.items()])
+    config = {
+        "model": model.describe(),
+        "profile": profile.name,
+        "image": "tests/data/000000000785.jpg (640x425)",
+        "jpeg_bytes": len(image),
+    }
     write_result(args.out, "overhead", config, result)
     return 0
 

@@ -1,9 +1,15 @@
-"""Start the service or the baseline as a real uvicorn subprocess on 127.0.0.1 and wait until it serves."""
+"""Start a server under test as a real subprocess on 127.0.0.1 and wait until it serves.
+
+Kinds: ``service`` (this project), ``baseline`` (:mod:`bench.baseline_app`), and the framework peers
+``litserve``, ``litserve-batched`` (LitServe's own batching, up to 8) and ``bentoml``, each run by the
+interpreter of its own venv (:mod:`bench.peer_venvs`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +22,7 @@ import httpx
 
 from bench.common import REPO_ROOT
 from bench.fixture import BenchModel
+from bench.peer_venvs import peer_executable, peer_python
 
 READY_TIMEOUT_S = 180.0
 
@@ -26,21 +33,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _command(kind: str, port: int) -> tuple[list[str], str]:
-    """The argv that starts ``kind`` and the path that answers 200 once it is ready."""
+SERVER_KINDS: tuple[str, ...] = ("service", "baseline", "litserve", "litserve-batched", "bentoml")
+PEER_BATCH = 8  # litserve-batched: LitServe's max_batch_size
+
+
+def _command(kind: str, port: int) -> tuple[list[str], str, dict[str, str]]:
+    """The argv that starts ``kind``, the path that answers 200 once it is ready, and extra environment."""
     if kind == "service":
-        return [sys.executable, "-m", "service"], "/readyz"
+        return [sys.executable, "-m", "service"], "/readyz", {}
     if kind == "baseline":
         argv = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
-        return [*argv, "--log-level", "warning", "--no-access-log"], "/healthz"
-    raise ValueError(f"unknown server kind {kind!r}")
+        return [*argv, "--log-level", "warning", "--no-access-log"], "/healthz", {}
+    if kind in ("litserve", "litserve-batched"):
+        argv = [str(peer_python("litserve")), "-m", "bench.peer_apps.litserve_app", "--port", str(port)]
+        return argv, "/health", {"PEER_MAX_BATCH": str(PEER_BATCH if kind == "litserve-batched" else 1)}
+    if kind == "bentoml":
+        app = "bench.peer_apps.bentoml_app:PoseService"
+        argv = [str(peer_executable("bentoml", "bentoml")), "serve", app, "--host", "127.0.0.1", "--port", str(port)]
+        return argv, "/readyz", {"BENTOML_DO_NOT_TRACK": "true"}
+    raise ValueError(f"unknown server kind {kind!r}; one of {SERVER_KINDS}")
 
 
 @contextlib.contextmanager
 def served(kind: str, model: BenchModel, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``kind`` ("service" or "baseline") on ``model``; yields its base URL, stops it afterwards."""
+    """Run ``kind`` (one of :data:`SERVER_KINDS`) on ``model``; yields its base URL, stops it afterwards."""
     port = free_port()
-    argv, ready_path = _command(kind, port)
+    argv, ready_path, kind_env = _command(kind, port)
     child_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
@@ -49,21 +67,32 @@ def served(kind: str, model: BenchModel, env: dict[str, str] | None = None) -> I
         "POSE_PORT": str(port),
         "POSE_LOG_LEVEL": "warning",
         "BASELINE_MODEL_PATH": str(model.onnx_path),
+        "PEER_MODEL_PATH": str(model.onnx_path),
+        **kind_env,
         **(env or {}),
     }
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        # a session of its own: the frameworks run worker processes, and stopping the group stops them all
+        process = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(process, base + ready_path, log)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL to whatever of it is left after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(5)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:

@@ -7,9 +7,12 @@
 #   train.txt    `-r serve.txt` + what train.in adds (torch CPU build, onnx, ...)
 #   dev.txt      `-r serve.txt` + what dev.in adds (pytest, ruff, ...), versions shared with train.txt kept equal
 #   compose.txt  docker-compose for the compose-file test; its own venv (.venv/compose: it needs jsonschema<4)
+#   bench-litserve.txt, bench-bentoml.txt, bench-litert.txt
+#                the benchmark's peers (LitServe, BentoML) and BlazePose's runtime: each its own venv, made by the
+#                bench on first use (bench/peer_venvs.py); never product dependencies
 # Shared packages get the same version in every file: each later set is resolved under the earlier locks as constraints.
 #
-# Usage: scripts/lock.sh [SET...]   (sets: serve gpu train dev compose; default all; PYTHON=python3.11 picks the interpreter)
+# Usage: scripts/lock.sh [SET...]   (sets: serve gpu train dev compose bench-litserve bench-bentoml bench-litert; default all; PYTHON=python3.11 picks the interpreter)
 # After changing serve.in, relock everything: the other sets are resolved against serve.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,14 +99,24 @@ lock_compose() {
     mv "$work/compose.txt" "$req/compose.txt"
 }
 
+# a benchmark peer's venv: complete, on its own (it shares nothing with the product's venv)
+lock_bench() {
+    {
+        header "$req/$1.in"
+        freeze "$1" -r "$req/$1.in"
+    } >"$work/$1.txt"
+    mv "$work/$1.txt" "$req/$1.txt"
+}
+
 # sets in dependency order; `scripts/lock.sh dev` relocks one set against the existing earlier locks
 sets=("$@")
-[ ${#sets[@]} -gt 0 ] || sets=(serve gpu train dev compose)
+[ ${#sets[@]} -gt 0 ] || sets=(serve gpu train dev compose bench-litserve bench-bentoml bench-litert)
 for set in "${sets[@]}"; do
     case $set in
     serve | gpu | train | dev | compose) "lock_$set" ;;
+    bench-litserve | bench-bentoml | bench-litert) lock_bench "$set" ;;
     *)
-        echo "unknown set: $set (serve, gpu, train, dev, compose)" >&2
+        echo "unknown set: $set (serve, gpu, train, dev, compose, bench-litserve, bench-bentoml, bench-litert)" >&2
         exit 2
         ;;
     esac

@@ -1,7 +1,9 @@
 """Every benchmark script runs end to end on a tiny model (``--smoke``): they cannot rot unnoticed.
 
 No timing assertions: only that each part finishes, writes its JSON with the machine description
-and the fields the README table is built from, and that the report renders them.
+and the fields the README table is built from, and that the report renders them. The framework peers
+(LitServe, BentoML) and BlazePose run for real: their venvs are made on the first run (``.venv/bench-peers``,
+about a minute and a half) and kept. The accuracy-against-speed part runs on a tiny fake LSP made here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench import report
+from tests.helpers.fake_lsp import write_fake_lsp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -24,7 +28,14 @@ pytestmark = pytest.mark.slow
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run ``python -m bench --smoke`` once, every CPU part, into a fresh directory."""
     out = tmp_path_factory.mktemp("bench-results")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HOURGLASS_BENCH_CACHE": str(out / "cache")}
+    lsp = tmp_path_factory.mktemp("lsp")
+    write_fake_lsp(lsp, 2000, {1000: (200, 240), 1001: (260, 180), 1002: (170, 170)})  # LSP test's first three
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "HOURGLASS_BENCH_CACHE": str(out / "cache"),
+        "HOURGLASS_BENCH_LSP": str(lsp),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
         check=False,
@@ -32,7 +43,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
@@ -49,7 +60,7 @@ def load(results: Path, name: str) -> dict:
 def test_model_speed(results: Path) -> None:
     rows = load(results, "model_speed")["results"]
     assert {(r["engine"], r["batch"]) for r in rows} == {
-        (e, b) for e in ("onnxruntime", "pytorch eager") for b in (1, 2)
+        (e, b) for e in ("onnxruntime", "onnxruntime int8", "pytorch eager") for b in (1, 2)
     }
     assert all(r["images_per_s"] > 0 and r["p95_ms"] >= r["median_ms"] for r in rows)
 
@@ -78,14 +89,51 @@ def test_load_and_batching(results: Path) -> None:
 def test_large_upload(results: Path) -> None:
     doc = load(results, "large_upload")
     rows = doc["results"]
-    images = ["640x480", "smoke 1600x1200, restart markers", "smoke 2400x1800, progressive"]
+    images = ["photo 640x425", "smoke 1600x1200, restart markers", "smoke 2400x1800, progressive"]
     assert [r["image"] for r in rows] == images * 2  # the bench model, then the reference architecture's stand-in
     assert [r["model"]["source"] for r in rows] == ["random"] * 6
     assert rows[3]["model"]["architecture"] == doc["config"]["reference_model"]["architecture"]
     assert [r["vs_small"] for r in rows[::3]] == [1.0, 1.0]  # each model against its own small image
     assert all(r["median_ms"] > 0 and 0 < r["decode_ms"] < r["median_ms"] for r in rows)
+    for small, *large in (rows[:3], rows[3:]):  # the floor: what each large file adds against its bare decode
+        assert "added_ms" not in small
+        for row in large:
+            assert row["added_ms"] == pytest.approx(row["median_ms"] - small["median_ms"], abs=1e-3)
+            assert row["bare_decode_ms"] > 0
+            assert row["added_vs_bare_decode"] == pytest.approx(row["added_ms"] / row["bare_decode_ms"], abs=1e-3)
     table = report.large_upload(doc)
-    assert table.count("1-stack 16-feature model (random weights)") == 6
+    assert table.count("1-stack 16-feature model (random weights)") == 6 and "added vs bare decode" in table
+
+
+def test_frameworks(results: Path) -> None:
+    """LitServe and BentoML serve the same model and give the same keypoints as the service."""
+    doc = load(results, "frameworks")["results"]
+    assert doc["agreement"]["png_max_px"] == {"service": 0.0, "litserve": 0.0, "bentoml": 0.0}
+    latency = {(r["image"], r["server"]): r for r in doc["latency"]}
+    for image in ("photo 640x425", "smoke 1600x1200 tiled photo"):
+        assert latency[(image, "bare session.run")]["median_ms"] > 0
+        for server in ("service", "litserve", "bentoml"):
+            row = latency[(image, server)]
+            bare = latency[(image, "bare session.run")]["median_ms"]
+            assert row["overhead_ms_p50"] == pytest.approx(row["median_ms"] - bare, abs=1e-3)
+    servers = {r["server"] for r in doc["load"]}
+    assert servers == {"service", "litserve", "litserve-batched", "bentoml"}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in doc["load"])
+
+
+def test_accuracy_speed(results: Path) -> None:
+    """Every model scored on the same crops of the fake LSP's three test photos, timed, and plotted."""
+    doc = load(results, "accuracy_speed")
+    rows = {r["model"]: r for r in doc["results"]}
+    blazepose = ["BlazePose lite", "BlazePose full", "BlazePose heavy"]
+    assert list(rows) == ["hourglass float32", "hourglass int8", *blazepose]
+    assert doc["config"]["photos"] == 3
+    for row in rows.values():
+        assert 0.0 <= row["pck_limbs"] <= 1.0 and row["ms_per_image"] > 0 and row["calls_timed"] >= 4
+    assert all(rows[name]["pck_mean14"] is None for name in blazepose)  # no neck or head top
+    with Image.open(results / doc["config"]["plot"]) as plot:
+        assert plot.size == (900, 560)
+    assert "accuracy_speed.png" in report.accuracy_speed(doc)
 
 
 def test_jpeg_decode(results: Path) -> None:
@@ -134,7 +182,9 @@ def test_gpu_script_dry_run(results: Path) -> None:
 def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
     text = report.render(results)
     for heading in (
-        "ONNX Runtime vs PyTorch",
+        "ONNX Runtime float32 and int8 vs PyTorch",
+        "Accuracy against speed",
+        "LitServe and BentoML",
         "Service overhead",
         "Throughput under load",
         "Large uploads",
