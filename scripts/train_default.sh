@@ -13,8 +13,11 @@
 #   scripts/train_default.sh polish [ARGS]   stage 3: 256x256 again, a second cycle from the finish's weights FINISH
 #                                            (default RUNS/finish/last.pt): Adam 1e-4 then 1e-5 after POLISH_DROP
 #                                            (1800) steps, POLISH_STEPS (2400) in all; writes RUNS/polish/ and
-#                                            resumes from RUNS/polish/last.pt, else from weights/default_resume.pt
-#                                            (the committed checkpoint of an unfinished polish; see the model card)
+#                                            resumes from RUNS/polish/last.pt, else from RESUME when set (such as
+#                                            RESUME=weights/default_resume.pt, the committed checkpoint of an
+#                                            unfinished cycle; see the model card). Each cycle after the first starts
+#                                            from the last: FINISH=runs/.../polish/last.pt RUNS=runs/next
+#                                            (POLISH_STEPS and POLISH_DROP shorten it)
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/polish/last.pt, else RUNS/finish/last.pt) as
 #                                            the default model (scripts/ship_default.sh)
 #
@@ -74,8 +77,9 @@ case "$STAGE" in
     ;;
   polish)
     start=(--init "${FINISH:-$RUNS/finish/last.pt}")
-    if [ ! -f "$RUNS/polish/last.pt" ] && [ -f weights/default_resume.pt ]; then
-      mkdir -p "$RUNS/polish" && cp weights/default_resume.pt "$RUNS/polish/last.pt"
+    # RESUME: a committed resumable checkpoint (weights/default_resume.pt) to continue, when RUNS has none yet
+    if [ ! -f "$RUNS/polish/last.pt" ] && [ -n "${RESUME:-}" ]; then
+      mkdir -p "$RUNS/polish" && cp "$RESUME" "$RUNS/polish/last.pt"
     fi
     if [ -f "$RUNS/polish/last.pt" ]; then start=(--resume "$RUNS/polish/last.pt"); fi
     exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
