@@ -9,8 +9,9 @@ decode the upload with Pillow, letterbox to 256x256, run ONNX Runtime on the CPU
    fair). For the JPEG itself the service decodes at half scale (its reduced-scale decoding), so its answer
    may differ by a quarter-pixel shift or so: that distance is recorded too.
 2. **One client**: the real photo (640x425) posted by the minimal client (:mod:`bench.rawhttp`) to every
-   server in turn, call by call, with the bare ``session.run`` of the service's engine in the same rotation;
-   each server's overhead is its p50 over that bare call's. Then a 12-megapixel JPEG of real photo content
+   server in turn, call by call, with the bare ``session.run`` of the service's engine in the same rotation,
+   each call started on an idle machine (:data:`SETTLE_S`); each server's overhead is its p50 over that bare
+   call's. Then a 12-megapixel JPEG of real photo content
    (the photo tiled with mirror flips to 4000x3000, quality 90) the same way.
 3. **Load**: requests per second and p95 at 1, 4 and 16 clients, the servers in turn at each level.
 """
@@ -49,6 +50,9 @@ SINGLE = ("service", "litserve", "bentoml")  # one client: LitServe's batching o
 LOADED = ("service", "litserve", "litserve-batched", "bentoml")
 LOAD_LEVELS = (1, 4, 16)
 AGREE_PX = 1.0
+# before each timed call: ONNX Runtime's default thread pool (the frameworks') spins for a while after a call, which
+# would take the cores from whichever call comes next in the rotation; 50 ms lets every pool go idle first
+SETTLE_S = 0.05
 
 
 class Disagreement(RuntimeError):
@@ -97,6 +101,7 @@ def single_client(
         if i >= warmup + MIN_SAMPLES and time.perf_counter() - started > budget_s:
             break
         for name, call in calls.items():
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             call()
             if i >= warmup:

@@ -25,7 +25,9 @@ class PoseAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         self.model = PoseModel(os.environ["PEER_MODEL_PATH"])
 
-    def decode_request(self, request: Any) -> Prepared:  # a multipart form: the upload is its ``file`` field
+    # no annotation on ``request``: LitServe builds the endpoint's request model from it (``Any`` would make it a
+    # query parameter); unannotated, the multipart form arrives whole and the upload is its ``file`` field
+    def decode_request(self, request) -> Prepared:
         return self.model.preprocess(request["file"].file.read())
 
     def batch(self, inputs: list[Prepared]) -> tuple[np.ndarray, list[Letterbox]]:
