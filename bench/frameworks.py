@@ -53,6 +53,7 @@ AGREE_PX = 1.0
 # before each timed call: ONNX Runtime's default thread pool (the frameworks') spins for a while after a call, which
 # would take the cores from whichever call comes next in the rotation; 50 ms lets every pool go idle first
 SETTLE_S = 0.05
+BARE = "bare session.run"  # the model call alone, in the same rotation as the servers
 
 
 class Disagreement(RuntimeError):
@@ -92,7 +93,7 @@ def single_client(
     """Each server's latency for ``image`` and the bare model call, all in one rotation, call by call."""
     body, content_type = multipart_file("file", "photo.jpg", image, "image/jpeg")
     requests = {kind: client.prepare("POST", "/predict", body, content_type) for kind, client in clients.items()}
-    calls: dict[str, Callable[[], object]] = {"bare session.run": bare}
+    calls: dict[str, Callable[[], object]] = {BARE: bare}
     for kind, client in clients.items():
         calls[kind] = lambda client=client, request=requests[kind], kind=kind: client.send(request).ok(kind)
     samples: dict[str, list[float]] = {name: [] for name in calls}
@@ -110,10 +111,10 @@ def single_client(
 
 
 def latency_rows(image_name: str, stats: dict[str, Stats]) -> list[dict[str, object]]:
-    bare = stats["bare session.run"]
-    rows: list[dict[str, object]] = [{"image": image_name, "server": "bare session.run", **bare.as_dict()}]
+    bare = stats[BARE]
+    rows: list[dict[str, object]] = [{"image": image_name, "server": BARE, **bare.as_dict()}]
     for kind, s in stats.items():
-        if kind == "bare session.run":
+        if kind == BARE:
             continue
         rows.append(
             {
