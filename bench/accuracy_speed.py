@@ -88,8 +88,8 @@ class PersonCrops:
 class OnnxModel:
     """One of our ONNX files under the service's engine: ``(K, 2)`` input-pixel points per crop."""
 
-    def __init__(self, path: Path, crops: PersonCrops) -> None:
-        self.engine = Engine.load(path, providers=("CPUExecutionProvider",))
+    def __init__(self, engine: Engine, crops: PersonCrops) -> None:
+        self.engine = engine
         meta = self.engine.info.metadata
         self.codec = HeatmapCodec(meta.input_size, meta.heatmap_stride)
         self.crops = crops
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cropping {len(records)} LSP test photos with the service's pipeline", flush=True)
     crops = PersonCrops(engine, records)
     int8 = int8_twin(model, args.smoke, args.lsp)
-    ours = {"hourglass float32": OnnxModel(model.onnx_path, crops), "hourglass int8": OnnxModel(int8, crops)}
+    int8_engine = Engine.load(int8, providers=("CPUExecutionProvider",))
+    ours = {"hourglass float32": OnnxModel(engine, crops), "hourglass int8": OnnxModel(int8_engine, crops)}
     threads = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         blazepose = BlazePoseModels(crops, threads, Path(tmp))

@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image
 
 from bench.common import (
-    MIN_SAMPLES,
     PHOTO,
     Stats,
     add_common_args,
@@ -37,6 +36,7 @@ from bench.common import (
     print_rows,
     profile_of,
     tiled_photo_jpeg,
+    time_alternating,
     write_result,
 )
 from bench.fixture import bench_model
@@ -96,18 +96,7 @@ def single_client(
     calls: dict[str, Callable[[], object]] = {BARE: bare}
     for kind, client in clients.items():
         calls[kind] = lambda client=client, request=requests[kind], kind=kind: client.send(request).ok(kind)
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    started = time.perf_counter()
-    for i in range(warmup + repeat):
-        if i >= warmup + MIN_SAMPLES and time.perf_counter() - started > budget_s:
-            break
-        for name, call in calls.items():
-            time.sleep(SETTLE_S)
-            t0 = time.perf_counter()
-            call()
-            if i >= warmup:
-                samples[name].append(time.perf_counter() - t0)
-    return {name: Stats.of(s) for name, s in samples.items()}
+    return time_alternating(calls, warmup, repeat, budget_s, before=lambda: time.sleep(SETTLE_S))
 
 
 def latency_rows(image_name: str, stats: dict[str, Stats]) -> list[dict[str, object]]:
