@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("model_export.convert", "convert a published checkpoint to ONNX"),
     "export": ("model_export.export", "export one of our training checkpoints to ONNX"),
     "quantize": ("model_export.quantize", "int8 twin of an ONNX model, calibrated on service-made inputs"),
+    "deepen": ("model_export.deepen", "more stacks for a trained model, with the same predictions"),
     "train": ("model_export.train", "train a stacked hourglass"),
     "evaluate": ("model_export.evaluate", "PCKh of a checkpoint or ONNX model"),
 }

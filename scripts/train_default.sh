@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the shipped default model (weights/default.onnx) on real photos, in three stages, on a CPU:
+# Trains the shipped default model (weights/default.onnx) on real photos, in stages, on a CPU:
 #
 #   scripts/train_default.sh trunk [ARGS]    stage 1: 128x128 crops (5x faster per image than 256 on this CPU),
 #                                            Adam 1e-3 then 1e-4 after step TRUNK_DROP (10001), TRUNK_STEPS steps in
@@ -18,8 +18,13 @@
 #                                            unfinished cycle; see the model card). Each cycle after the first starts
 #                                            from the last: FINISH=runs/.../polish/last.pt RUNS=runs/next
 #                                            (POLISH_STEPS and POLISH_DROP shorten it)
-#   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/polish/last.pt, else RUNS/finish/last.pt) as
-#                                            the default model (scripts/ship_default.sh)
+#   scripts/train_default.sh deepen [ARGS]   stage 4: the 2-stack model FROM (default weights/default_next.pt, the third
+#                                            polish) grown to 3 stacks with the same predictions (`python -m
+#                                            model_export deepen`: the new stack copies the last), then one polish
+#                                            cycle of DEEPEN_STEPS (2200) steps, lr / 10 after DEEPEN_DROP (1600),
+#                                            seed 5; writes RUNS/deepen/ and resumes from RUNS/deepen/last.pt
+#   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/deepen/last.pt, else RUNS/polish/last.pt, else
+#                                            RUNS/finish/last.pt) as the default model (scripts/ship_default.sh)
 #
 # Data: LSP im0001-im0900, LSPET, the MPII subset (and a little of the synthetic figures), from DATA (default
 # ../shared/data; see its README). LSP im0901-im1000 is the validation split (PCK@0.2 per epoch); LSP test
@@ -50,6 +55,22 @@ restore_trunk() {
   fi
 }
 
+# polish_cycle OUT INIT STEPS DROP [ARGS]: one 256x256 cycle from INIT's weights, Adam 1e-4 then 1e-5 after DROP
+# steps; resumes from OUT/last.pt, else from RESUME when set (a committed resumable checkpoint of an unfinished cycle,
+# such as weights/default_resume.pt)
+polish_cycle() {
+  local out="$1" init="$2" steps="$3" drop="$4"
+  shift 4
+  local start=(--init "$init")
+  if [ ! -f "$out/last.pt" ] && [ -n "${RESUME:-}" ]; then
+    mkdir -p "$out" && cp "$RESUME" "$out/last.pt"
+  fi
+  if [ -f "$out/last.pt" ]; then start=(--resume "$out/last.pt"); fi
+  exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
+    --input-size 256 --batch-size 16 --optimizer adam --lr 1e-4 --lr-milestones "$drop" \
+    --lr-gamma 0.1 --max-steps "$steps" --checkpoint-every 100 --out "$out" "$@"
+}
+
 case "$STAGE" in
   trunk)
     restore_trunk
@@ -76,24 +97,26 @@ case "$STAGE" in
       --max-steps "$steps" --seed 1 --checkpoint-every 100 --out "$RUNS/finish" "$@"
     ;;
   polish)
-    start=(--init "${FINISH:-$RUNS/finish/last.pt}")
-    # RESUME: a committed resumable checkpoint (weights/default_resume.pt) to continue, when RUNS has none yet
-    if [ ! -f "$RUNS/polish/last.pt" ] && [ -n "${RESUME:-}" ]; then
-      mkdir -p "$RUNS/polish" && cp "$RESUME" "$RUNS/polish/last.pt"
+    polish_cycle "$RUNS/polish" "${FINISH:-$RUNS/finish/last.pt}" "${POLISH_STEPS:-2400}" "${POLISH_DROP:-1800}" \
+      --seed 2 "$@"
+    ;;
+  deepen)
+    if [ ! -f "$RUNS/deepen/init.pt" ]; then
+      mkdir -p "$RUNS/deepen"
+      "$PYTHON" -m model_export deepen --checkpoint "${FROM:-weights/default_next.pt}" --stacks 3 \
+        --out "$RUNS/deepen/init.pt"
     fi
-    if [ -f "$RUNS/polish/last.pt" ]; then start=(--resume "$RUNS/polish/last.pt"); fi
-    exec "$PYTHON" -m model_export train "${data[@]}" "${machine[@]}" "${start[@]}" \
-      --input-size 256 --batch-size 16 --optimizer adam --lr 1e-4 --lr-milestones "${POLISH_DROP:-1800}" \
-      --lr-gamma 0.1 --max-steps "${POLISH_STEPS:-2400}" --seed 2 --checkpoint-every 100 --out "$RUNS/polish" "$@"
+    polish_cycle "$RUNS/deepen" "$RUNS/deepen/init.pt" "${DEEPEN_STEPS:-2200}" "${DEEPEN_DROP:-1600}" --seed 5 "$@"
     ;;
   ship)
-    last="$RUNS/polish/last.pt"
+    last="$RUNS/deepen/last.pt"
+    [ -f "$last" ] || last="$RUNS/polish/last.pt"
     [ -f "$last" ] || last="$RUNS/finish/last.pt"
     ckpt="${1:-$last}"
     scripts/ship_default.sh "$ckpt"
     ;;
   *)
-    echo "usage: scripts/train_default.sh trunk|finish|polish|ship [ARGS]" >&2
+    echo "usage: scripts/train_default.sh trunk|finish|polish|deepen|ship [ARGS]" >&2
     exit 2
     ;;
 esac
