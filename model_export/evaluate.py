@@ -1,7 +1,8 @@
 """`python -m model_export evaluate`: PCKh of a training checkpoint or an ONNX model; PCK@0.2 on real photos.
 
 ``--dataset lsp-test`` scores LSP's test photos through the service's own pipeline
-(:mod:`model_export.photo_eval`); the rest of this module scores crops:
+(:mod:`model_export.photo_eval`), ``lsp-val`` its validation photos (im0901-im1000, held out of
+training) the same way; the rest of this module scores crops:
 
 The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
 (:class:`service.core.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
@@ -22,8 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from model_export.data.lsp import LSP_TEST
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
-from model_export.data.sources import DEFAULT_DATA_ROOT
+from model_export.data.sources import DEFAULT_DATA_ROOT, LSP_VAL
 from model_export.metrics import PCKhResult, pckh
 from service.core.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
 from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
@@ -32,6 +34,7 @@ from service.core.layout import KeypointLayout
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
+PHOTO_SPLITS = {"lsp-test": LSP_TEST, "lsp-val": LSP_VAL}  # --dataset -> 0-based LSP image numbers
 
 
 class EvaluationError(Exception):
@@ -203,15 +206,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--onnx", metavar="MODEL", help="an exported ONNX model")
     parser.add_argument(
         "--dataset",
-        choices=("synthetic", "mpii", "lsp-test"),
+        choices=("synthetic", "mpii", *PHOTO_SPLITS),
         default="synthetic",
-        help="lsp-test: LSP im1001-im2000 through the service's pipeline, PCK@0.2 of the torso",
+        help="lsp-test: LSP im1001-im2000 through the service's pipeline, PCK@0.2 of the torso; lsp-val: the same "
+        "for im0901-im1000, the validation split that picks models",
     )
     parser.add_argument(
         "--mode",
         choices=("box", "whole", "both"),
         default="both",
-        help="lsp-test: the joints' box passed as bbox, the whole photo, or both",
+        help="lsp-test, lsp-val: the joints' box passed as bbox, the whole photo, or both",
     )
     parser.add_argument(
         "--lsp", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "lsp"), help="LSP folder (joints.mat, images/)"
@@ -260,7 +264,7 @@ def heldout_synthetic(count: int, codec: HeatmapCodec | None = None, base_seed: 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.dataset == "lsp-test":
+    if args.dataset in PHOTO_SPLITS:
         return run_photos(args)
     try:
         runner: Runner = (
@@ -339,15 +343,15 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
 
 
 def run_photos(args: argparse.Namespace) -> int:
-    """``--dataset lsp-test``: PCK@0.2 per joint, over 14 joints and 12 limb joints, per mode."""
+    """``--dataset lsp-test`` or ``lsp-val``: PCK@0.2 per joint, over 14 joints and 12 limb joints, per mode."""
     from model_export import photo_eval
-    from model_export.data.lsp import LSP_TEST
     from model_export.data.people import DataError, lsp_records
 
     modes = photo_eval.MODES if args.mode == "both" else (args.mode,)
+    split = PHOTO_SPLITS[args.dataset]
     try:
         info, model_call, description = photo_model(args)
-        records = lsp_records(args.lsp, LSP_TEST[: args.limit] if args.limit else LSP_TEST, source="lsp-test")
+        records = lsp_records(args.lsp, split[: args.limit] if args.limit else split, source=args.dataset)
         results = {
             mode: photo_eval.score_mode(
                 photo_eval.predict_photos(
@@ -361,7 +365,7 @@ def run_photos(args: argparse.Namespace) -> int:
     except (EvaluationError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{description}  dataset=lsp-test  photos={len(records)}  flip={args.flip}  refine={args.refine}")
+    print(f"{description}  dataset={args.dataset}  photos={len(records)}  flip={args.flip}  refine={args.refine}")
     for mode, scores in results.items():
         print(f"\n[{mode}] {'bbox = the joints box' if mode == 'box' else 'whole photo, no box'}")
         print(scores.table(info.metadata.layout))
@@ -369,7 +373,7 @@ def run_photos(args: argparse.Namespace) -> int:
     if args.json:
         report_json = {
             "model": description,
-            "dataset": "lsp-test",
+            "dataset": args.dataset,
             "photos": len(records),
             "flip": bool(args.flip),
             "refine": args.refine,

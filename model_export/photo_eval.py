@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from model_export.data.lsp import LSP_JOINTS
-from model_export.data.people import PersonRecord
+from model_export.data.people import DataError, PersonRecord
 from model_export.metrics import PCKhResult, pckh
 from service.core.codec import Refine
 from service.core.layout import MPII, MPII_JOINTS, KeypointLayout
@@ -119,7 +119,11 @@ def predict_photos(
     async def all_photos() -> np.ndarray:
         out = np.zeros((len(records), info.metadata.num_joints, 2))
         for i, record in enumerate(records):
-            upload = Upload(record.image.read_bytes(), mimetypes.guess_type(record.image.name)[0], record.image.name)
+            try:
+                data = record.image.read_bytes()
+            except OSError as exc:
+                raise DataError(f"cannot read the photo {record.image}: {exc.strerror or exc}") from exc
+            upload = Upload(data, mimetypes.guess_type(record.image.name)[0], record.image.name)
             options = PredictOptions(refine=refine, flip=flip, bbox=record.box() if mode == "box" else None)
             [prediction] = await pipeline.predict_uploads([upload], options)
             out[i] = prediction.points

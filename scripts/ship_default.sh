@@ -5,7 +5,8 @@
 #                         checkpoint, weights/default_trunk.pt, by scripts/train_default.sh finish)
 #   weights/default.onnx  the service's model (ONNX contract, provenance in its metadata)
 #   weights/default.json  its evaluations: LSP test through the service's pipeline (with and without the person box;
-#                         plain, and with flip + DARK) when the LSP data is at $DATA/lsp, and held-out synthetic PCKh
+#                         plain, and with flip + DARK) and LSP validation (im0901-im1000, the split that picks models)
+#                         when the LSP data is at $DATA/lsp, and held-out synthetic PCKh
 #                         (the floor of tests/test_default_model.py, which CI can recompute without any dataset)
 # Usage: scripts/ship_default.sh [CHECKPOINT]   (default runs/default/finish/last.pt)
 set -euo pipefail
@@ -26,6 +27,8 @@ if [ -f "$DATA/lsp/joints.mat" ]; then
     --json "$tmp/lsp_test.json"
   "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset lsp-test --lsp "$DATA/lsp" \
     --flip --refine dark --json "$tmp/lsp_test_flip_dark.json"
+  "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset lsp-val --lsp "$DATA/lsp" \
+    --json "$tmp/lsp_val.json"
 else
   echo "warning: no LSP data at $DATA/lsp: default.json gets the synthetic evaluation only" >&2
 fi

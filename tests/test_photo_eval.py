@@ -86,12 +86,12 @@ def fake_lsp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray
     return root, joints
 
 
-def expected_scores(joints: np.ndarray, peaks: np.ndarray, mode: str) -> tuple[float, float]:
-    """PCK@0.2 over 14 joints and 12 limbs computed independently: the constant model's peaks
-    ((h + 0.5) * 4 - 0.5 in the input) mapped back through the service's documented input map."""
+def expected_scores(joints: np.ndarray, peaks: np.ndarray, mode: str, first: int = 1000) -> tuple[float, float]:
+    """PCK@0.2 over 14 joints and 12 limbs computed independently for photos ``first`` on: the constant model's
+    peaks ((h + 0.5) * 4 - 0.5 in the input) mapped back through the service's documented input map."""
     from model_export.data.lsp import convert
 
-    ann = convert(joints[1000 : 1000 + PHOTOS], "occluded")
+    ann = convert(joints[first : first + PHOTOS], "occluded")
     hits = np.zeros((PHOTOS, K), bool)
     for n, size in enumerate(SIZES):
         gt = ann.joints[n]
@@ -127,6 +127,27 @@ def test_evaluate_lsp_test_end_to_end(
         assert set(got["per_joint"]) == set(LSP_JOINTS)
         assert report["modes"][mode]["counts"]["head_top"] == PHOTOS
     assert report["modes"]["box"]["pck@0.2"] != report["modes"]["whole"]["pck@0.2"]
+
+
+def test_evaluate_lsp_val_scores_the_validation_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "lsp"
+    joints = write_fake_lsp(root, 2000, {900 + i: size for i, size in enumerate(SIZES)})  # im0901..im0903 only
+    peaks = np.column_stack([np.linspace(8, 56, K).round(), np.linspace(10, 54, K)[::-1].round()])
+    model = tmp_path / "constant.onnx"
+    constant_model(model, peaks, sigma=1.0)
+    out = tmp_path / "val.json"
+    argv = ["evaluate", "--onnx", str(model), "--dataset", "lsp-val", "--lsp", str(root), "--limit", str(PHOTOS)]
+    assert main([*argv, "--mode", "box", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "lsp-val" and report["photos"] == PHOTOS
+    mean, limbs = expected_scores(joints, peaks, "box", first=900)
+    assert report["modes"]["box"]["pck@0.2"]["mean"] == pytest.approx(mean, abs=1e-6)
+    assert report["modes"]["box"]["pck@0.2"]["limbs"] == pytest.approx(limbs, abs=1e-6)
+    # the test split's photos are absent from this folder: a clear error, not a traceback
+    capsys.readouterr()
+    assert main([*argv[:4], "lsp-test", *argv[5:]]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the photo" in err and "im1001.jpg" in err and "Traceback" not in err
 
 
 def test_evaluate_lsp_test_one_mode_with_flip_and_dark(fake_lsp: tuple[Path, np.ndarray], tmp_path: Path) -> None:
