@@ -42,7 +42,8 @@ def test_deepened_network_predicts_exactly_the_same_heatmaps(old: int, new: int)
 
 
 def test_zeroed_merges_still_learn() -> None:
-    state, config = deepen_state(trained(2).state_dict(), trained(2).config, 3)
+    model = trained(2)
+    state, config = deepen_state(model.state_dict(), model.config, 3)
     deeper = StackedHourglass(**config)
     deeper.load_state_dict(state)
     merge = deeper.stages[1].merge_features
