@@ -2,7 +2,8 @@
 
 ``--dataset lsp-test`` scores LSP's test photos through the service's own pipeline
 (:mod:`model_export.photo_eval`), ``lsp-val`` its validation photos (im0901-im1000, held out of
-training) the same way; the rest of this module scores crops:
+training) the same way, ``coco`` the people of a COCO keypoints file (``--coco-annotations``); the
+rest of this module scores crops:
 
 The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
 (:class:`service.core.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
@@ -35,6 +36,7 @@ from service.core.layout import KeypointLayout
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
 PHOTO_SPLITS = {"lsp-test": LSP_TEST, "lsp-val": LSP_VAL}  # --dataset -> 0-based LSP image numbers
+PHOTO_DATASETS: tuple[str, ...] = (*PHOTO_SPLITS, "coco")  # scored through the service's pipeline
 
 
 class EvaluationError(Exception):
@@ -206,19 +208,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--onnx", metavar="MODEL", help="an exported ONNX model")
     parser.add_argument(
         "--dataset",
-        choices=("synthetic", "mpii", *PHOTO_SPLITS),
+        choices=("synthetic", "mpii", *PHOTO_DATASETS),
         default="synthetic",
         help="lsp-test: LSP im1001-im2000 through the service's pipeline, PCK@0.2 of the torso; lsp-val: the same "
-        "for im0901-im1000, the validation split that picks models",
+        "for im0901-im1000, the validation split that picks models; coco: a COCO person-keypoints file the same way "
+        "(its 12 limb joints)",
     )
     parser.add_argument(
         "--mode",
         choices=("box", "whole", "both"),
         default="both",
-        help="lsp-test, lsp-val: the joints' box passed as bbox, the whole photo, or both",
+        help="photos: the person box passed as bbox (COCO's, else the joints' box), the whole photo (people alone "
+        "in it), or both",
     )
     parser.add_argument(
         "--lsp", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "lsp"), help="LSP folder (joints.mat, images/)"
+    )
+    parser.add_argument(
+        "--coco-annotations", metavar="JSON", type=Path, help="COCO person keypoints (person_keypoints_val2017.json)"
+    )
+    parser.add_argument(
+        "--coco-images", metavar="DIR", type=Path, help="the images it names; default: the annotations' folder"
     )
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop's heatmaps")
     parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter", help="sub-pixel refinement")
@@ -264,7 +274,7 @@ def heldout_synthetic(count: int, codec: HeatmapCodec | None = None, base_seed: 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.dataset in PHOTO_SPLITS:
+    if args.dataset in PHOTO_DATASETS:
         return run_photos(args)
     try:
         runner: Runner = (
@@ -342,32 +352,46 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
     return info, runner, runner.description
 
 
+def photo_records(args: argparse.Namespace) -> list[Any]:
+    """The annotated people ``--dataset`` names (LSP's test or validation split, or a COCO keypoints file)."""
+    from model_export.data.people import DataError, coco_records, lsp_records
+
+    if args.dataset == "coco":
+        if args.coco_annotations is None:
+            raise DataError("--dataset coco needs --coco-annotations (a COCO person-keypoints JSON file)")
+        images = args.coco_images or Path(args.coco_annotations).parent
+        records = coco_records(args.coco_annotations, images)
+        return records[: args.limit] if args.limit else records
+    split = PHOTO_SPLITS[args.dataset]
+    return lsp_records(args.lsp, split[: args.limit] if args.limit else split, source=args.dataset)
+
+
 def run_photos(args: argparse.Namespace) -> int:
-    """``--dataset lsp-test`` or ``lsp-val``: PCK@0.2 per joint, over 14 joints and 12 limb joints, per mode."""
+    """``--dataset lsp-test``, ``lsp-val`` or ``coco``: PCK@0.2 per joint, over 14 and 12 limb joints, per mode."""
     from model_export import photo_eval
-    from model_export.data.people import DataError, lsp_records
+    from model_export.data.people import DataError
 
     modes = photo_eval.MODES if args.mode == "both" else (args.mode,)
-    split = PHOTO_SPLITS[args.dataset]
     try:
         info, model_call, description = photo_model(args)
-        records = lsp_records(args.lsp, split[: args.limit] if args.limit else split, source=args.dataset)
-        results = {
-            mode: photo_eval.score_mode(
-                photo_eval.predict_photos(
-                    info, model_call, records, mode, args.refine, args.flip, progress=_progress_bar()
-                ),
-                records,
-                info.metadata.layout,
+        records = photo_records(args)
+        if not records:
+            raise DataError(f"{args.dataset}: no annotated person to score")
+        results = {}
+        for mode in modes:
+            scored = photo_eval.scored_records(records, mode)
+            pred = photo_eval.predict_photos(
+                info, model_call, scored, mode, args.refine, args.flip, progress=_progress_bar()
             )
-            for mode in modes
-        }
+            results[mode] = (len(scored), photo_eval.score_mode(pred, scored, info.metadata.layout))
     except (EvaluationError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{description}  dataset={args.dataset}  photos={len(records)}  flip={args.flip}  refine={args.refine}")
-    for mode, scores in results.items():
-        print(f"\n[{mode}] {'bbox = the joints box' if mode == 'box' else 'whole photo, no box'}")
+    print(f"{description}  dataset={args.dataset}  people={len(records)}  flip={args.flip}  refine={args.refine}")
+    for mode, (count, scores) in results.items():
+        box = "the annotated box" if args.dataset == "coco" else "the joints box"
+        people = f"{count} {'person' if count == 1 else 'people'}"
+        print(f"\n[{mode}] {f'bbox = {box}' if mode == 'box' else 'whole photo, no box'}, {people}")
         print(scores.table(info.metadata.layout))
     print("(PCK@0.2 of the torso diameter in image pixels; PCKh@0.5 with a neck-to-head-top head size)")
     if args.json:
@@ -377,7 +401,10 @@ def run_photos(args: argparse.Namespace) -> int:
             "photos": len(records),
             "flip": bool(args.flip),
             "refine": args.refine,
-            "modes": {mode: scores.to_json(info.metadata.layout) for mode, scores in results.items()},
+            "modes": {
+                mode: {"people": count, **scores.to_json(info.metadata.layout)}
+                for mode, (count, scores) in results.items()
+            },
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report_json, indent=2) + "\n")

@@ -1,19 +1,21 @@
-"""Real-photo evaluation: LSP test (im1001..im2000) through the service's own prediction pipeline.
+"""Real-photo evaluation (LSP test and validation, COCO keypoints) through the service's own prediction pipeline.
 
 Every photo goes through :class:`service.inference.pipeline.Pipeline` exactly as an upload to ``POST /predict``
 does (the JPEG bytes decoded by the service's decoder, the letterbox or ``bbox`` crop, the model, the
 decoder with the chosen refinement and flip, the exact inverse back to image pixels), so the numbers are
 what a user gets, not what a training crop gets. Two modes:
 
-- ``box``: ``bbox`` = the ground-truth joints' bounding box (LSP annotates no person boxes), which the
-  service grows by 25% and letterboxes;
-- ``whole``: no box, the whole photo letterboxed.
+- ``box``: ``bbox`` = the annotated person box (COCO's) or else the ground-truth joints' bounding box
+  (LSP annotates no person boxes), which the service grows by 25% and letterboxes;
+- ``whole``: no box, the whole photo letterboxed; only people alone in their photo are scored (the
+  service predicts one person per crop).
 
 Scores (Johnson & Everingham's LSP protocol): PCK@0.2, a joint is correct within 0.2 x the torso
 diameter (left shoulder to right hip) of its label; per joint, the mean over the 14 LSP joints and the
 mean over the 12 limb joints (the 14 without neck and head top). Beside it a PCKh-style figure, PCKh@0.5
 with the head size estimated from the neck-to-head-top segment (LSP has no head boxes, so it is not
-comparable to MPII's PCKh).
+comparable to MPII's PCKh). COCO labels only the 12 limb joints, so its 14-joint mean is the limb mean and it
+has no PCKh.
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ class ModeScores:
         """PCK@0.2 over the 12 limb joints."""
         return self.pck.mean_over(LIMB_INDICES)
 
+    @property
+    def limb_hits(self) -> tuple[int, int]:
+        """``(correct, scored)`` limb joints: PCK@0.2 as a count, as for one photo's 12 joints."""
+        idx = list(LIMB_INDICES)
+        counts = self.pck.counts[idx]
+        return int(round(float(np.nansum(self.pck.per_joint[idx] * counts)))), int(counts.sum())
+
     def to_json(self, layout: KeypointLayout = MPII) -> dict[str, Any]:
         def num(x: float) -> float | None:
             return None if math.isnan(float(x)) else round(float(x), 6)
@@ -70,22 +79,45 @@ class ModeScores:
         def per_joint(result: PCKhResult) -> dict[str, float | None]:
             return {layout.names[k]: num(result.per_joint[k]) for k in LSP_INDICES}
 
+        hits, scored = self.limb_hits
         return {
-            "pck@0.2": {"mean": num(self.mean), "limbs": num(self.limbs), "per_joint": per_joint(self.pck)},
+            "pck@0.2": {
+                "mean": num(self.mean),
+                "limbs": num(self.limbs),
+                "limbs_correct": hits,
+                "limbs_scored": scored,
+                "per_joint": per_joint(self.pck),
+            },
             "pckh@0.5": {"mean": num(self.pckh.mean_over(LSP_INDICES)), "per_joint": per_joint(self.pckh)},
             "counts": {layout.names[k]: int(self.pck.counts[k]) for k in LSP_INDICES},
         }
 
     def table(self, layout: KeypointLayout = MPII) -> str:
+        """Per joint, then the 14-joint and 12-limb means; ``-`` where nothing was scored."""
+
+        def cell(x: float, width: int) -> str:
+            return f"{'-':>{width}}" if math.isnan(float(x)) else f"{x:>{width}.4f}"
+
         lines = [f"{'joint':<16}{'PCK@0.2':>9}{'PCKh@0.5':>10}{'count':>7}"]
         for k in LSP_INDICES:
             lines.append(
-                f"{layout.names[k]:<16}{self.pck.per_joint[k]:>9.4f}{self.pckh.per_joint[k]:>10.4f}"
+                f"{layout.names[k]:<16}{cell(self.pck.per_joint[k], 9)}{cell(self.pckh.per_joint[k], 10)}"
                 f"{int(self.pck.counts[k]):>7d}"
             )
-        lines.append(f"{'Mean (14)':<16}{self.mean:>9.4f}{self.pckh.mean_over(LSP_INDICES):>10.4f}")
-        lines.append(f"{'Limbs (12)':<16}{self.limbs:>9.4f}{self.pckh.mean_over(LIMB_INDICES):>10.4f}")
+        hits, scored = self.limb_hits
+        lines.append(f"{'Mean (14)':<16}{cell(self.mean, 9)}{cell(self.pckh.mean_over(LSP_INDICES), 10)}")
+        lines.append(
+            f"{'Limbs (12)':<16}{cell(self.limbs, 9)}{cell(self.pckh.mean_over(LIMB_INDICES), 10)}"
+            f"   {hits} of {scored} limb joints within 0.2 torso"
+        )
         return "\n".join(lines)
+
+
+def scored_records(records: Sequence[PersonRecord], mode: str) -> list[PersonRecord]:
+    """The records ``mode`` scores: all of them with the box, those alone in their photo for the whole photo."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return [r for r in records if mode == "box" or r.alone]
 
 
 def score_mode(pred: np.ndarray, records: Sequence[PersonRecord], layout: KeypointLayout = MPII) -> ModeScores:

@@ -6,7 +6,8 @@
 #   weights/default.onnx  the service's model (ONNX contract, provenance in its metadata)
 #   weights/default.json  its evaluations: LSP test through the service's pipeline (with and without the person box;
 #                         plain, and with flip + DARK) and LSP validation (im0901-im1000, the split that picks models)
-#                         when the LSP data is at $DATA/lsp, and held-out synthetic PCKh
+#                         when the LSP data is at $DATA/lsp, the COCO test photo's skier (tests/data, the limb
+#                         counts of tests/test_service_photo.py), and held-out synthetic PCKh
 #                         (the floor of tests/test_default_model.py, which CI can recompute without any dataset)
 # Usage: scripts/ship_default.sh [CHECKPOINT]   (default runs/default/finish/last.pt)
 set -euo pipefail
@@ -22,6 +23,8 @@ CKPT="${1:-runs/default/finish/last.pt}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset synthetic --json "$tmp/synthetic.json"
+"$PY" -m model_export evaluate --onnx weights/default.onnx --dataset coco \
+  --coco-annotations tests/data/000000000785_keypoints.json --json "$tmp/coco_skier.json"
 if [ -f "$DATA/lsp/joints.mat" ]; then
   "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset lsp-test --lsp "$DATA/lsp" \
     --json "$tmp/lsp_test.json"

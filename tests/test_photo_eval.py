@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from model_export.__main__ import main
 from model_export.data.lsp import LSP_JOINTS
@@ -167,3 +168,75 @@ def test_evaluate_lsp_test_reports_missing_data(tmp_path: Path, capsys: pytest.C
     argv = ["evaluate", "--onnx", str(model), "--dataset", "lsp-test", "--lsp", str(tmp_path / "nowhere")]
     assert main(argv) == 2
     assert "folder not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the CLI on a tiny COCO keypoints file
+COCO_PHOTOS = {1: ("a.jpg", (200, 150)), 2: ("b.jpg", (120, 170))}
+COCO_PEOPLE = [(1, [10.0, 5.0, 60.0, 120.0]), (1, [110.5, 20.25, 70.0, 110.0]), (2, [15.0, 30.0, 80.0, 130.0])]
+
+
+def write_fake_coco(root: Path, seed: int = 0) -> tuple[Path, list[np.ndarray]]:
+    """Two noise photos, three people (two share the first photo); returns the file and each person's joints
+    in MPII order (COCO's 12 limb joints, in the person box's upper-left quarter)."""
+    from model_export.data.coco import COCO_KEYPOINTS
+
+    rng = np.random.default_rng(seed)
+    for name, (width, height) in COCO_PHOTOS.values():
+        Image.fromarray(rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)).save(root / name)
+    annotations, truth = [], []
+    for n, (image_id, (x, y, w, h)) in enumerate(COCO_PEOPLE):
+        # the joints fill only the box's upper-left part, so COCO's box and the joints' box crop differently
+        xy = np.column_stack([rng.uniform(x, x + w / 2, 17), rng.uniform(y, y + h / 2, 17)]).round(1)
+        flat = [float(c) for point in xy for c in (*point, 2)]
+        annotations.append({"id": n, "image_id": image_id, "category_id": 1, "bbox": [x, y, w, h], "keypoints": flat})
+        joints = np.zeros((K, 2))
+        for c, name in enumerate(COCO_KEYPOINTS):
+            if name in J:
+                joints[J[name]] = xy[c]
+        truth.append(joints)
+    images = [{"id": i, "file_name": name, "width": s[0], "height": s[1]} for i, (name, s) in COCO_PHOTOS.items()]
+    path = root / "keypoints.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path, truth
+
+
+def test_evaluate_coco_scores_the_limbs_with_the_annotated_box(tmp_path: Path) -> None:
+    annotations, truth = write_fake_coco(tmp_path)
+    peaks = np.column_stack([np.linspace(8, 56, K).round(), np.linspace(10, 54, K)[::-1].round()])
+    model = tmp_path / "constant.onnx"
+    constant_model(model, peaks, sigma=1.0)
+    out = tmp_path / "coco.json"
+    assert main(["evaluate", "--onnx", str(model), "--dataset", "coco", "--coco-annotations", str(annotations),
+                 "--json", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "coco" and report["photos"] == 3
+    limbs = list(LIMB_INDICES)
+    for mode, people in (("box", [0, 1, 2]), ("whole", [2])):  # only the third person is alone in a photo
+        hits = []
+        for n in people:
+            image_id, box = COCO_PEOPLE[n]
+            affine = plan(COCO_PHOTOS[image_id][1], (256, 256), "letterbox", box if mode == "box" else None)
+            pred = affine.to_image((peaks + 0.5) * 4 - 0.5)
+            gt = truth[n]
+            torso = np.linalg.norm(gt[J["left_shoulder"]] - gt[J["right_hip"]])
+            hits.append(np.linalg.norm(pred - gt, axis=1)[limbs] <= 0.2 * torso)
+        got = report["modes"][mode]
+        assert got["people"] == len(people)
+        assert got["pck@0.2"]["limbs_correct"] == int(np.sum(hits)) and got["pck@0.2"]["limbs_scored"] == 12 * len(
+            people
+        )
+        assert got["pck@0.2"]["limbs"] == pytest.approx(np.mean(hits), abs=1e-6)
+        assert got["pck@0.2"]["mean"] == got["pck@0.2"]["limbs"]  # no neck or head top in COCO
+        assert got["counts"]["head_top"] == 0 and got["pckh@0.5"]["mean"] is None
+    assert report["modes"]["box"]["pck@0.2"] != report["modes"]["whole"]["pck@0.2"]
+
+
+def test_evaluate_coco_needs_its_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "constant.onnx"
+    constant_model(model, np.full((K, 2), 31.0))
+    assert main(["evaluate", "--onnx", str(model), "--dataset", "coco"]) == 2
+    assert "--coco-annotations" in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"images": [], "annotations": []}))
+    assert main(["evaluate", "--onnx", str(model), "--dataset", "coco", "--coco-annotations", str(empty)]) == 2
+    assert "no annotated person" in capsys.readouterr().err

@@ -12,25 +12,28 @@ own annotation of the skier, by the LSP protocol's yardstick: within 0.2 torso l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from model_export.__main__ import main as model_export_main
+from model_export.data.coco import load as load_coco
+from service.core.layout import MPII_JOINTS
 from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 DEFAULT_MODEL = REPO_ROOT / "weights" / "default.onnx"
 WIDTH, HEIGHT = 640, 425
-# COCO val2017 annotation 442619 of image 785 (the skier; CC BY 4.0): the 12 limb joints both skeletons share,
-# in image pixels, and the person box.
-COCO_LIMBS = {
-    "left_shoulder": (399, 108), "right_shoulder": (358, 129), "left_elbow": (433, 142), "right_elbow": (341, 159),
-    "left_wrist": (449, 165), "right_wrist": (309, 178), "left_hip": (424, 203), "right_hip": (393, 214),
-    "left_knee": (429, 294), "right_knee": (367, 273), "left_ankle": (466, 362), "right_ankle": (396, 341),
-}  # fmt: skip
-COCO_PERSON_BOX = "280.79,44.73,218.70,346.68"
+# COCO val2017 annotation 442619 of image 785 (the skier; CC BY 4.0), read by the evaluation's own loader: the 12
+# limb joints both skeletons share, in image pixels, and the person box.
+COCO_KEYPOINTS = REPO_ROOT / "tests" / "data" / "000000000785_keypoints.json"
+[SKIER] = load_coco(COCO_KEYPOINTS)
+COCO_LIMBS = {MPII_JOINTS[k]: tuple(SKIER.joints[k]) for k in np.flatnonzero(SKIER.labelled)}
+COCO_PERSON_BOX = ",".join(f"{v:.2f}" for v in SKIER.box)
 # The LSP yardstick: 0.2 x the torso diameter (left shoulder to right hip), here 0.2 x 106.2 = 21.2 px.
-TORSO = ((399 - 393) ** 2 + (108 - 214) ** 2) ** 0.5
+TORSO = float(np.hypot(*np.subtract(COCO_LIMBS["left_shoulder"], COCO_LIMBS["right_hip"])))
 LIMB_FLOOR = {"whole": 10, "box": 9}  # of 12: see the test's docstring for what was measured
 
 
@@ -110,6 +113,27 @@ def test_shipped_model_finds_the_skiers_limbs(photo_server, photo_model, coco_im
     with photo_server.client() as client:
         r = client.post("/predict", params=params, files={"file": ("785.jpg", coco_image, "image/jpeg")})
     assert r.status_code == 200, r.text
-    found = {k["name"]: (k["x"], k["y"]) for k in r.json()["keypoints"]}
-    errors = {n: ((found[n][0] - x) ** 2 + (found[n][1] - y) ** 2) ** 0.5 for n, (x, y) in COCO_LIMBS.items()}
+    errors = limb_errors(r.json())
+    assert len(errors) == 12 and abs(TORSO - 106.17) < 0.01
     assert sum(e <= 0.2 * TORSO for e in errors.values()) >= LIMB_FLOOR[mode], errors
+
+
+def limb_errors(body: dict) -> dict[str, float]:
+    """Pixel distance of each of the 12 limb joints from COCO's label."""
+    found = {k["name"]: (k["x"], k["y"]) for k in body["keypoints"]}
+    return {n: float(np.hypot(found[n][0] - x, found[n][1] - y)) for n, (x, y) in COCO_LIMBS.items()}
+
+
+@pytest.mark.slow
+def test_evaluate_counts_what_the_server_answers(photo_server, photo_model, coco_image, tmp_path):
+    """``evaluate --dataset coco`` (the command behind the model card's skier counts) scores exactly what
+    ``POST /predict`` returns, with the box and without; any model will do."""
+    out = tmp_path / "coco.json"
+    argv = ["evaluate", "--onnx", str(photo_model), "--dataset", "coco", "--coco-annotations", str(COCO_KEYPOINTS)]
+    assert model_export_main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["modes"]
+    for mode, params in (("box", {"bbox": COCO_PERSON_BOX}), ("whole", {})):
+        with photo_server.client() as client:
+            r = client.post("/predict", params=params, files={"file": ("785.jpg", coco_image, "image/jpeg")})
+        hits = sum(e <= 0.2 * TORSO for e in limb_errors(r.json()).values())
+        assert (report[mode]["pck@0.2"]["limbs_correct"], report[mode]["pck@0.2"]["limbs_scored"]) == (hits, 12)

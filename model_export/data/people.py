@@ -1,15 +1,16 @@
 """Real photos of people, one annotated person per record, cropped the way the service crops them.
 
-Every real source (LSP, LSPET, MPII in MMPose format) becomes a list of :class:`PersonRecord`; one
-:class:`PersonDataset` turns records into the training sample of :mod:`model_export.data.augment`.
+Every real source (LSP, LSPET, MPII in MMPose format; COCO keypoints for evaluation) becomes a list of
+:class:`PersonRecord`; one :class:`PersonDataset` turns records into the training sample of
+:mod:`model_export.data.augment`.
 
-The crop matches ``POST /predict``. The person box is the labelled joints' bounding box (LSP has no
-annotated boxes, so it is what the evaluation passes as ``bbox``); the service grows a box by
-:data:`~service.core.geometry.BBOX_GROWTH` about its centre and letterboxes it, which is the square of side
-1.25 x the box's longer side. Training draws around that: the box centre shifted and its size scaled
-(a user's box is never the annotator's), rotation and flip; and with ``whole_image_prob`` the whole
-photo letterboxed instead (the no-box path), for records alone in their image. Padding is black, as in
-the service.
+The crop matches ``POST /predict``. The person box is the annotated one (COCO's) or else the labelled
+joints' bounding box (LSP has no annotated boxes, so it is what the evaluation passes as ``bbox``); the
+service grows a box by :data:`~service.core.geometry.BBOX_GROWTH` about its centre and letterboxes it,
+which is the square of side 1.25 x the box's longer side. Training draws around that: the box centre
+shifted and its size scaled (a user's box is never the annotator's), rotation and flip; and with
+``whole_image_prob`` the whole photo letterboxed instead (the no-box path), for records alone in their
+image. Padding is black, as in the service.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ class PersonRecord:
     labelled: np.ndarray  # (16,) bool
     alone: bool = True  # the only annotated person in its image (a whole-image crop shows just them)
     source: str = ""
+    person_box: tuple[float, float, float, float] | None = None  # an annotated box (COCO's), pixel edges
 
     def box(self) -> tuple[float, float, float, float]:
-        """The labelled joints' bounding box ``(x, y, w, h)`` in pixel-edge coordinates (the API's ``bbox``)."""
-        return joint_box(self.joints, self.labelled)
+        """The person box ``(x, y, w, h)`` in pixel-edge coordinates (the API's ``bbox``): the annotated one,
+        else the labelled joints' bounding box."""
+        return self.person_box if self.person_box is not None else joint_box(self.joints, self.labelled)
 
     def torso_size(self) -> float:
         """Left shoulder to right hip in pixels; 0 when either is unlabelled."""
@@ -135,6 +138,20 @@ def mpii_records(images: str | Path, annotations: str | Path, source: str = "mpi
         for e in entries
         if e.visible.any()
     ]
+
+
+def coco_records(annotations: str | Path, images: str | Path, source: str = "coco") -> list[PersonRecord]:
+    """Records of a COCO person-keypoints file (the 12 limb joints, COCO's person boxes); images in ``images``."""
+    from model_export.data.coco import CocoDataError, load
+
+    folder = Path(images)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found; expected the COCO images the annotations name")
+    try:
+        people = load(annotations)
+    except CocoDataError as exc:
+        raise DataError(str(exc)) from exc
+    return [PersonRecord(folder / p.image, p.joints, p.labelled, p.alone, source, p.box) for p in people]
 
 
 # ---------------------------------------------------------------- the dataset
