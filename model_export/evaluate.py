@@ -20,7 +20,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from service.core.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
 from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
 from service.core.geometry import Affine
 from service.core.layout import KeypointLayout
+
+if TYPE_CHECKING:
+    from model_export.data.people import PersonRecord
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
@@ -352,7 +355,7 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
     return info, runner, runner.description
 
 
-def photo_records(args: argparse.Namespace) -> list[Any]:
+def photo_records(args: argparse.Namespace) -> list[PersonRecord]:
     """The annotated people ``--dataset`` names (LSP's test or validation split, or a COCO keypoints file)."""
     from model_export.data.people import DataError, coco_records, lsp_records
 
@@ -398,7 +401,8 @@ def run_photos(args: argparse.Namespace) -> int:
         report_json = {
             "model": description,
             "dataset": args.dataset,
-            "photos": len(records),
+            "photos": len({r.image for r in records}),
+            "people": len(records),
             "flip": bool(args.flip),
             "refine": args.refine,
             "modes": {

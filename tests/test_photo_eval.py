@@ -209,7 +209,7 @@ def test_evaluate_coco_scores_the_limbs_with_the_annotated_box(tmp_path: Path) -
     assert main(["evaluate", "--onnx", str(model), "--dataset", "coco", "--coco-annotations", str(annotations),
                  "--json", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
-    assert report["dataset"] == "coco" and report["photos"] == 3
+    assert report["dataset"] == "coco" and report["photos"] == 2 and report["people"] == 3
     limbs = list(LIMB_INDICES)
     for mode, people in (("box", [0, 1, 2]), ("whole", [2])):  # only the third person is alone in a photo
         hits = []
