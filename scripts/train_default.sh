@@ -26,6 +26,10 @@
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/deepen/last.pt, else RUNS/polish/last.pt, else
 #                                            RUNS/finish/last.pt) as the default model (scripts/ship_default.sh)
 #
+# The shipped model is the deepened one plus one more cycle of the same length (sixth session):
+#   FINISH=runs/default/deepen/last.pt POLISH_STEPS=2200 POLISH_DROP=1600 RUNS=runs/next \
+#     scripts/train_default.sh polish --seed 6 && RUNS=runs/next scripts/train_default.sh ship
+#
 # Data: LSP im0001-im0900, LSPET, the MPII subset (and a little of the synthetic figures), from DATA (default
 # ../shared/data; see its README). LSP im0901-im1000 is the validation split (PCK@0.2 per epoch); LSP test
 # (im1001-im2000) is never trained on. Extra ARGS are passed on to `python -m model_export train`; later ones win.

@@ -47,3 +47,21 @@ def test_readme_tables_are_the_committed_results_rendered() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = readme.split(report.BEGIN, 1)[1].split(report.END, 1)[0]
     assert block.strip() == report.render(report.RESULTS_DIR).strip()
+
+
+def test_a_part_rerun_later_says_when_it_was_measured(tmp_path: Path) -> None:
+    """``python -m bench --only PART`` long after the full run: the part's tables say they are from that later run."""
+    row = {"variant": "default", "min_ms": 4.0, "median_ms": 5.0, "p95_ms": 6.0, "vs_default": 1.0}
+    header = {"benchmark": "decoder", "machine": MACHINE, "config": {}, "results": []}
+    for minutes, later in ((30, False), (60, True)):
+        stamp = f"2026-01-01T{minutes // 60:02d}:{minutes % 60:02d}:00+00:00"
+        part = {"benchmark": "session_options", "machine": {**MACHINE, "timestamp_utc": stamp}, "results": [row]}
+        assert (report.later_run_note(header, part) is not None) is later, minutes
+    part = {"benchmark": "session_options", "machine": {**MACHINE, "timestamp_utc": "2026-01-01T02:00:00+00:00"},
+            "config": {}, "results": [row]}  # fmt: skip
+    (tmp_path / "session_options.json").write_text(json.dumps(part))
+    (tmp_path / "decoder.json").write_text(json.dumps(header))
+    text = report.render(tmp_path)
+    assert "_This part: measured 2026-01-01T02:00:00+00:00, a later run than the line above._" in text
+    assert text.index("a later run") < text.index("ONNX Runtime session options")
+    assert report.later_run_note(header, {"machine": {}}) is None  # results from before timestamps: no note

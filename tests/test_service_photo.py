@@ -103,10 +103,11 @@ def test_real_photo_letterboxed_keypoints_stay_in_the_letterbox_frame(photo_serv
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["whole", "box"])
 def test_shipped_model_finds_the_skiers_limbs(photo_server, photo_model, coco_image, mode):
-    """Measured with the shipped model (2026-12-03, 3 stacks): 11 of 12 within 0.2 torso lengths (21.2 px) on the
-    whole photo (the raised left elbow is 22 px off), 10 with COCO's person box (which takes in the skis and poles;
-    the left elbow and wrist miss); the floors are 10 and 9. The 2-stack second polish found 11 and 9, the first
-    polish 11 and 10, the first real-photo default 10 and 7, the synthetic-only model 4 and 7."""
+    """Measured with the shipped model (2026-12-03, 3 stacks, second cycle; `coco_skier` in weights/default.json):
+    11 of 12 within 0.2 torso lengths (21.2 px) on the whole photo (the raised left elbow is 22 px off), 10 with
+    COCO's person box (which takes in the skis and poles; the left elbow and wrist miss); the floors are 10 and 9.
+    The first 3-stack cycle found the same, the 2-stack second polish 11 and 9, the first polish 11 and 10, the first
+    real-photo default 10 and 7, the synthetic-only model 4 and 7."""
     if photo_model != DEFAULT_MODEL:
         pytest.skip("needs the shipped weights/default.onnx")
     params = {"bbox": COCO_PERSON_BOX} if mode == "box" else {}
