@@ -36,6 +36,7 @@ COPY requirements/serve.txt requirements/train.txt requirements/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/train.txt
+COPY pose/ pose/
 COPY service/ service/
 COPY model_export/ model_export/
 COPY scripts/fetch_published.sh scripts/
@@ -69,10 +70,11 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin pose
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY pose/ pose/
 COPY service/ service/
 COPY --from=weights /weights/ weights/
 # byte-code compiled at build time: the container runs with a read-only root filesystem
-RUN /opt/venv/bin/python -m compileall -q service
+RUN /opt/venv/bin/python -m compileall -q pose service
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -2,11 +2,11 @@
 
 Users choose a pose model by its accuracy at a latency. Every model here gets the same person crops: LSP
 test's photos (im1001-im2000) cropped to their joints' box and letterboxed to 256x256 by the service's own
-pipeline (:func:`model_export.quantize.service_inputs`), the inputs ``POST /predict`` builds for a
+pipeline (:func:`evaluation.quantize.service_inputs`), the inputs ``POST /predict`` builds for a
 ``bbox``. Each model's points are mapped back through the same exact inverse and scored with PCK@0.2 of
-the torso (:mod:`model_export.photo_eval`).
+the torso (:mod:`evaluation.photo_eval`).
 
-Models: the served float32 model, its int8 twin (:mod:`model_export.quantize`: made once from the float
+Models: the served float32 model, its int8 twin (:mod:`evaluation.quantize`: made once from the float
 file, calibrated on LSP's training split, cached), and BlazePose GHUM lite, full and heavy (the landmark
 models of the npm package ``@mediapipe/pose``, under LiteRT in a venv of their own, :mod:`bench.peer_venvs`).
 BlazePose has no neck or head-top landmark, so the figure compared is the mean over LSP's 12 limb joints;
@@ -35,12 +35,12 @@ from PIL import Image, ImageDraw, ImageFont
 from bench.common import REPO_ROOT, Stats, add_common_args, print_rows, profile_of, write_result
 from bench.fixture import bench_model, default_lsp, has_lsp, int8_twin
 from bench.peer_venvs import BLAZEPOSE_VARIANTS, blazepose_models, peer_python
+from evaluation.photo_eval import score_mode
+from evaluation.quantize import service_inputs
 from model_export.data.people import PersonRecord, lsp_records
-from model_export.photo_eval import score_mode
-from model_export.quantize import service_inputs
-from service.core.codec import HeatmapCodec
-from service.core.geometry import Affine, plan
-from service.core.layout import MPII_JOINTS
+from pose.codec import HeatmapCodec
+from pose.geometry import Affine, plan
+from pose.layout import MPII_JOINTS
 from service.cpus import usable_cores
 from service.inference.engine import Engine
 from service.inference.pipeline import Upload

@@ -21,7 +21,7 @@ from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
 from bench.fixture import bench_model, load_torch_model
-from service.core.layout import KeypointLayout
+from pose.layout import KeypointLayout
 
 _path = os.environ.get("BASELINE_MODEL_PATH")
 _model_info = bench_model(onnx_path=Path(_path) if _path else None)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import REPO_ROOT, machine_info, print_rows, time_alternating
-from service.core.geometry import plan
+from pose.geometry import plan
 from service.imaging.resample import resample_into
 from service.inference.engine import Engine
 from service.settings import Settings

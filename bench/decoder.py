@@ -1,4 +1,4 @@
-"""Benchmark 5: heatmap decoder, microseconds per image for 16 joints (``service.core.codec``).
+"""Benchmark 5: heatmap decoder, microseconds per image for 16 joints (``pose.codec``).
 
 ``quarter``, ``dark`` and ``none`` on 64x64 heatmaps at batch 1 and 8, next to the baseline's
 Python loop over joints, timed in turn. Then ``quarter`` and the loop once more at batch 1, each call
@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.common import Stats, add_common_args, print_rows, profile_of, time_alternating, write_result
 from bench.fixture import bench_model
-from service.core.codec import HeatmapCodec
+from pose.codec import HeatmapCodec
 from service.inference.engine import Engine
 from service.settings import Settings
 

@@ -132,8 +132,8 @@ def int8_twin(model: BenchModel, smoke: bool = False, lsp: Path | None = None) -
     """The int8 model of ``model`` (``python -m model_export quantize``'s defaults), made once and cached by the
     float file's digest: calibrated on LSP's training split where ``lsp`` holds it, else on synthetic figures
     (a few with ``smoke``). Calibration moves accuracy, not speed."""
+    from evaluation.quantize import lsp_calibration, quantize_int8, synthetic_calibration
     from model_export.checkpoint import sha256_of
-    from model_export.quantize import lsp_calibration, quantize_int8, synthetic_calibration
     from service.inference.engine import Engine
 
     real = lsp is not None and has_lsp(lsp) and not smoke

@@ -27,7 +27,7 @@ from bench.common import (
     time_alternating,
     write_result,
 )
-from service.core.geometry import draft_size, plan
+from pose.geometry import draft_size, plan
 from service.cpus import usable_cores
 from service.imaging.decode import decode_rgb, open_image
 

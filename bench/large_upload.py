@@ -47,7 +47,7 @@ from bench.common import (
 from bench.fixture import BenchModel, bench_model, reference_model
 from bench.rawhttp import RawClient, multipart_file
 from bench.servers import served
-from service.core.geometry import draft_size, plan
+from pose.geometry import draft_size, plan
 
 SMALL = "photo 640x425"  # the test photo's own JPEG file; every other image is the photo tiled
 SIZES: JpegSpecs = {

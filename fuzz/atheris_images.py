@@ -1,15 +1,13 @@
-"""Coverage-guided fuzzing of the image-decoding path with atheris (run by hand; not part of the test suite).
+"""Coverage-guided fuzzing of the image-decoding path with atheris.
 
-The target is the upload path of the service: ``open_image`` (header, limits) then ``decode_rgb``
-(pixels, EXIF orientation, RGB). Any exception other than :class:`service.http.errors.ApiError` (the
-service's 4xx error type) is a finding; atheris stops and writes the input to ``crash-<sha1>``.
+The target is the upload path of the service: ``open_image`` (header, limits) then ``decode_rgb`` (pixels, EXIF
+orientation, RGB). A refusal is a :class:`pose.errors.PoseError` that the HTTP table answers with a client status
+(:data:`CLIENT_STATUSES`); any other exception, or a domain error the table would answer otherwise, is a finding:
+atheris stops and writes the input to ``crash-<sha1>``.
 
-Set up once (atheris is optional and not in requirements/; 3.0.0 is the newest release with a CPython 3.11
-Linux wheel, so nothing is compiled)::
-
-    .venv/bin/pip install atheris==3.0.0
-
-Run, seeding the corpus with the hostile/valid images the tests generate::
+atheris 3.0.0 (the newest release with a CPython 3.11 Linux wheel, so nothing is compiled) is in the dev lock;
+``tests/test_fuzz_images.py`` runs this harness for a few seconds with a fixed seed in every ``make test``.
+A longer run, seeding the corpus with the hostile/valid images the tests generate::
 
     .venv/bin/python fuzz/atheris_images.py --write-seeds /tmp/pose-fuzz-corpus
     .venv/bin/python fuzz/atheris_images.py /tmp/pose-fuzz-corpus -max_total_time=300 -rss_limit_mb=2048
@@ -27,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MAX_PIXELS = 4_000_000
+CLIENT_STATUSES = frozenset({400, 413, 415, 422})  # empty/corrupt, too large, unsupported, too complex
 CONTENT_TYPES = (None, "image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff", "image/bmp")
 
 
@@ -69,6 +68,7 @@ def main(argv: list[str]) -> int:
     with atheris.instrument_imports():
         import PIL.Image  # noqa: F401 - instrument Pillow's Python plugins too
 
+        from pose.errors import PoseError
         from service.http.errors import ApiError
         from service.imaging.decode import decode_rgb, open_image
 
@@ -77,9 +77,10 @@ def main(argv: list[str]) -> int:
         try:
             opened = open_image(data, MAX_PIXELS, content_type)
             decoded = decode_rgb(opened, min_size=(64, 64))
-        except ApiError as exc:
-            if exc.status not in (400, 413, 415):
-                raise RuntimeError(f"ApiError with status {exc.status}") from exc
+        except PoseError as exc:
+            status = ApiError.from_domain(exc).status
+            if status not in CLIENT_STATUSES:
+                raise RuntimeError(f"{type(exc).__name__} would be answered {status}") from exc
             return
         if decoded.image.mode != "RGB":
             raise RuntimeError(f"decoded to mode {decoded.image.mode}")

@@ -1,4 +1,9 @@
-"""`python -m model_export <command>`: one CLI for the model's whole life cycle."""
+"""`python -m model_export <command>`: one CLI for the model's whole life cycle.
+
+The command line is the front door, not a library layer: it names each command's module as a string and imports
+only the one that runs, so ``evaluate`` and ``quantize`` (which live in :mod:`evaluation`, above both the service
+and ``model_export``) share this one command without ``model_export`` importing them.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("model_export.summary", "parameter count and multiply-accumulates"),
     "convert": ("model_export.convert", "convert a published checkpoint to ONNX"),
     "export": ("model_export.export", "export one of our training checkpoints to ONNX"),
-    "quantize": ("model_export.quantize", "int8 twin of an ONNX model, calibrated on service-made inputs"),
+    "quantize": ("evaluation.quantize", "int8 twin of an ONNX model, calibrated on service-made inputs"),
     "deepen": ("model_export.deepen", "more stacks for a trained model, with the same predictions"),
     "train": ("model_export.train", "train a stacked hourglass"),
-    "evaluate": ("model_export.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
+    "evaluate": ("evaluation.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
 }
 
 

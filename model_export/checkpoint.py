@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from model_export.model import StackedHourglass
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
-from service.core.layout import KeypointLayout
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from pose.layout import KeypointLayout
 
 # Besides tensors and plain containers, numeric numpy arrays are accepted (training checkpoints keep
 # numpy's RNG state): rebuilding an array or a dtype runs no user code.
@@ -199,6 +199,15 @@ class TrainingCheckpoint:
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint 'layout' is malformed: {exc}") from exc
+
+
+def layout_record(layout: KeypointLayout) -> dict[str, Any]:
+    """``layout`` as a checkpoint stores it (the inverse of :meth:`TrainingCheckpoint.keypoint_layout`)."""
+    return {
+        "names": list(layout.names),
+        "flip_pairs": [list(pair) for pair in layout.flip_pairs],
+        "skeleton": [list(pair) for pair in layout.skeleton],
+    }
 
 
 def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:

@@ -25,7 +25,7 @@ from model_export.checkpoint import CheckpointError, load_checkpoint, sha256_of,
 from model_export.export import ExportError, export_onnx
 from model_export.model import StackedHourglass
 from model_export.provenance import command_line
-from service.core.contract import DEFAULT_INPUT_SIZE
+from pose.contract import DEFAULT_INPUT_SIZE
 
 PRINCETON = "princeton"
 PRINCETON_SOURCE = "princeton-vl/pytorch_stacked_hourglass"

@@ -2,7 +2,7 @@
 
 Contract: one input ``image`` float32 (N, 3, H, W) RGB in [0, 1] with a dynamic batch;
 one output ``heatmaps`` float32 (N, K, H/4, W/4), the last stack only; opset 18;
-``metadata_props`` as defined in :mod:`service.core.contract`. ``--half`` stores float16
+``metadata_props`` as defined in :mod:`pose.contract`. ``--half`` stores float16
 weights and computes in float16 between Cast nodes, so input and output stay float32.
 
 Every export is checked before it is written: ``onnx.checker`` full check, then ONNX
@@ -36,10 +36,8 @@ from torch import nn
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint, sha256_of
 from model_export.model import StackedHourglass
 from model_export.provenance import command_line, stamp
-from model_export.quantize import QuantizeError, calibrate, quantize_int8
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata
-from service.core.layout import KeypointLayout
-from service.inference.engine import ModelLoadError
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from pose.layout import KeypointLayout
 
 OPSET = 18
 PARITY_BATCHES = (1, 4)
@@ -285,12 +283,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size", nargs=2, type=int, metavar=("H", "W"), help="default: the checkpoint's, else 256 256"
     )
-    int8 = parser.add_argument_group("int8 twin (model_export.quantize)")
-    int8.add_argument("--int8", action="store_true", help="also write OUT's int8 twin, OUT_int8.onnx")
-    source = int8.add_mutually_exclusive_group()
-    source.add_argument("--calibration-lsp", type=Path, metavar="DIR", help="calibrate on LSP's training split")
-    source.add_argument("--calibration-images", type=Path, metavar="DIR", help="calibrate on a folder of photos")
-    int8.add_argument("--calibration-count", type=int, default=300, help="calibration inputs (default 300)")
 
 
 def export_checkpoint(
@@ -321,17 +313,11 @@ def export_checkpoint(
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.int8 and args.half:
-        print("error: --int8 quantizes the float32 model; it cannot be combined with --half", file=sys.stderr)
-        return 2
     try:
         argv = ["export", "--checkpoint", str(args.checkpoint), "--out", str(args.out)]
         argv += ["--half"] * args.half + (["--input-size", *map(str, args.input_size)] if args.input_size else [])
         export_checkpoint(args.checkpoint, args.out, args.half, args.input_size, command=command_line(argv))
-        if args.int8:
-            calibration = calibrate(args.out, args.calibration_lsp, args.calibration_images, args.calibration_count)
-            quantize_int8(args.out, args.out.with_name(f"{args.out.stem}_int8.onnx"), calibration)
-    except (CheckpointError, ExportError, QuantizeError, ModelLoadError, OSError, ValueError) as exc:
+    except (CheckpointError, ExportError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.core.layout import MPII_PCKH_EXCLUDED, KeypointLayout
+from pose.layout import MPII_PCKH_EXCLUDED, KeypointLayout
 
 HEAD_SIZE_FACTOR = 0.6
 

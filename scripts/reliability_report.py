@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import onnxruntime  # noqa: E402
 import psutil  # noqa: E402
 
-from service.core.errors import PoseError  # noqa: E402
-from service.core.layout import MPII  # noqa: E402
+from pose.errors import PoseError  # noqa: E402
+from pose.layout import MPII  # noqa: E402
 from service.http.errors import ApiError  # noqa: E402
 from service.imaging.decode import decode_rgb, open_image  # noqa: E402
 from tests.helpers import fault_models  # noqa: E402
@@ -268,7 +268,7 @@ def markdown(report: dict[str, Any]) -> str:
     h, f, ld, fl = report["hostile"], report["fuzz"], report["load"], report["faults"]
     survived = sum(row["survived"] for row in fl)
     lines = [
-        "The service bounds its work and keeps answering (pure ASGI middlewares in `service/http/middleware.py`):",
+        "The service bounds its work and keeps answering (pure ASGI middlewares in `service/http/middleware/`):",
         "",
         "- **Back-pressure**: at most `POSE_MAX_CONCURRENCY` prediction requests in flight and `POSE_MAX_QUEUE` "
         "waiting; beyond that an immediate `503` with `Retry-After` (a full dynamic-batching queue answers the same). "
@@ -281,7 +281,8 @@ def markdown(report: dict[str, Any]) -> str:
         "`401`, whatever the method (`OPTIONS` and `HEAD` included). The key appears in no log line and no error "
         "body. The demo page is served with a Content-Security-Policy that runs only its own inline script and "
         "style (by hash), connects only to this origin and forbids framing, plus `X-Content-Type-Options: nosniff`.",
-        "- **Connections** (`service/http/protocol.py`, uvicorn's httptools protocol with the limits uvicorn lacks): "
+        "- **Connections** (`service/server/connections.py`, uvicorn's httptools protocol with the limits uvicorn "
+        "lacks): "
         "a request head larger than `POSE_MAX_HEADER_BYTES` (32 KiB) or with more than 100 fields is a `431` before "
         "the rest is read; a head not complete `POSE_HEADER_TIMEOUT_S` (10 s) after it is due, a `408`; past "
         "`POSE_MAX_CONNECTIONS` open connections (default: the descriptor limit minus 64) the oldest one that has "
@@ -307,8 +308,9 @@ def markdown(report: dict[str, Any]) -> str:
         "and the process exits with status 0, by then even if a model call or decode is still running.",
         "- **Inference errors** inside ONNX Runtime become a `500` whose message carries the request id, logged with "
         "the traceback; the next request is unaffected.",
-        "- **Fuzzing by hand**: `fuzz/atheris_images.py` (coverage-guided, `pip install atheris==3.0.0`; usage in "
-        "its docstring) runs the same decoding target as `tests/test_fuzz_images.py`.",
+        "- **Coverage-guided fuzzing**: `fuzz/atheris_images.py` (atheris 3.0.0, in the dev lock; usage in its "
+        "docstring) runs the same decoding target as `tests/test_fuzz_images.py`, which also runs it for 3,000 "
+        "inputs with a fixed seed in every `make test`.",
         "",
         f"Produced by `python scripts/reliability_report.py --readme` ({report['generated'][:10]}, "
         f"{report['machine']}); raw figures in `bench/results/reliability.json`. The same scenarios are tests: "

@@ -9,36 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-from types import FrameType
 from typing import NoReturn
 
-import uvicorn
 from pydantic import ValidationError
 
 from service.allocator import share_one_heap
 from service.http.app import create_app
-from service.http.protocol import connection_limits, guarded_protocol
 from service.inference.engine import Engine, ModelLoadError
-from service.inference.readiness import Readiness
+from service.server.draining import serve
 from service.settings import Settings
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 1
 EXIT_STARTUP_FAILED = 3
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn server whose shutdown signal first marks the service not ready."""
-
-    def __init__(self, config: uvicorn.Config, readiness: Readiness) -> None:
-        super().__init__(config)
-        self.readiness = readiness
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.readiness.drain()
-        super().handle_exit(sig, frame)
 
 
 def main() -> int:
@@ -59,23 +43,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL
     app = create_app(settings, engine)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # service.http.middleware.RequestContext writes one JSON line per request instead
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-        http=guarded_protocol(
-            connection_limits(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
-        ),
-    )
-    server = DrainingServer(config, app.state.services.readiness)
-    # uvicorn restores the previous handler after a graceful stop and re-raises the signal through it;
-    # with the default handler a drained SIGTERM would end the process with status 143 instead of 0
-    signal.signal(signal.SIGTERM, server.handle_exit)
-    server.run()
-    return 0 if server.started else EXIT_STARTUP_FAILED
+    return 0 if serve(app, settings, app.state.services.readiness) else EXIT_STARTUP_FAILED
 
 
 def exit_now(code: int) -> NoReturn:

@@ -16,9 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.core.codec import REFINE_METHODS
-from service.core.geometry import RESIZE_MODES
-from service.imaging.overlay import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, OUTPUT_FORMATS
+from pydantic import ValidationError
+
+from pose.codec import REFINE_METHODS
+from pose.errors import PoseError
+from pose.geometry import RESIZE_MODES, parse_bbox
+from service.http.schemas import ModelRef, PoseResult
+from service.imaging.overlay import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, OUTPUT_FORMATS, encode, overlay_picture
+from service.inference.engine import Engine, ModelLoadError
+from service.inference.pipeline import PredictOptions, Upload, build_pipeline
+from service.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,16 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pydantic import ValidationError
-
-    from service.core.errors import PoseError
-    from service.core.geometry import parse_bbox
-    from service.http.schemas import ModelRef, PoseResult
-    from service.imaging.overlay import encode, overlay_picture
-    from service.inference.engine import Engine, ModelLoadError
-    from service.inference.pipeline import PredictOptions, Upload, build_pipeline
-    from service.settings import Settings
-
     fmt = args.format or ("jpeg" if args.out.suffix.lower() in (".jpg", ".jpeg") else "png")
     if args.max_side < 1 or not 0.0 <= args.threshold <= 1.0:
         print("error: --max-side must be positive and --threshold within 0..1", file=sys.stderr)

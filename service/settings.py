@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "weights" / "default.onnx"
+DEFAULT_MAX_PIXELS = 50_000_000  # POSE_MAX_PIXELS; offline callers of the pipeline (evaluation) use it too
 PREFERRED_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
         20_000_000, gt=0, description="Largest accepted image upload in bytes (per file); larger: 413."
     )
     max_pixels: int = Field(
-        50_000_000,
+        DEFAULT_MAX_PIXELS,
         gt=0,
         description="Largest accepted image in pixels (width x height), checked before decoding; larger: 413.",
     )
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
         1, ge=1, description="Inference runs on a blank image after loading, before `/readyz` turns 200."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
-    # reliability (service/http/middleware.py)
+    # reliability (service/http/middleware/)
     api_key: SecretStr | None = Field(
         None,
         description="If set, every endpoint but the demo page `/`, `/healthz`, `/readyz`, `/docs` and "
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
         "minimum); slower: 408, and the request's slot is free again.",
     )
     upload_grace_s: float = Field(5.0, ge=0, description="Time an upload may take before its pace is checked.")
-    # connections (service/http/protocol.py)
+    # connections (service/server/connections.py)
     max_header_bytes: int = Field(
         32 * 1024,
         ge=1024,

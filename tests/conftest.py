@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.core.layout import MPII
+from pose.layout import MPII
 from tests.helpers.models import blob_model, constant_model, flip_symmetric_peaks
 from tests.helpers.server import ServiceProcess
 

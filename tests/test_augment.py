@@ -14,8 +14,8 @@ from model_export.data.augment import (
     top_down_sample,
     warp_image,
 )
-from service.core.geometry import Affine
-from service.core.layout import MPII
+from pose.geometry import Affine
+from pose.layout import MPII
 
 RIGHT_ANKLE, LEFT_ANKLE = MPII.names.index("right_ankle"), MPII.names.index("left_ankle")
 

@@ -318,3 +318,4 @@ def test_service_batches_concurrent_requests(blob_model_path: Path, start_servic
     metrics = httpx.get(server.url + "/metrics").text  # type: ignore[attr-defined]
     assert _metric(metrics, "pose_inference_batch_size_sum") == len(uploads)
     assert _metric(metrics, "pose_inference_batch_size_count") < len(uploads)
+    assert _metric(metrics, "pose_inference_queued_images") == 0  # the batcher's queue, empty once all answered

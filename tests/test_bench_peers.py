@@ -17,10 +17,10 @@ from bench.common import PHOTO, tiled_photo, tiled_photo_jpeg
 from bench.frameworks import Disagreement, keypoint_spread
 from bench.peer_apps.pose_onnx import PoseModel
 from bench.peer_venvs import PEER_SETS, lock_file, peer_python
-from model_export.photo_eval import LIMB_INDICES
-from service.core.codec import HeatmapCodec
-from service.core.geometry import plan
-from service.core.layout import MPII_JOINTS
+from evaluation.photo_eval import LIMB_INDICES
+from pose.codec import HeatmapCodec
+from pose.geometry import plan
+from pose.layout import MPII_JOINTS
 from tests.helpers.models import constant_model
 
 

@@ -208,7 +208,7 @@ def test_compare_models_times_each_model_in_turn(tmp_path: Path) -> None:
     import numpy as np
 
     from bench import compare_models
-    from service.core.layout import MPII
+    from pose.layout import MPII
     from tests.helpers.models import constant_model
 
     peaks = np.full((MPII.num_joints, 2), 20.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.core.layout import MPII
+from pose.layout import MPII
 from tests.helpers.server import ServiceProcess
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))

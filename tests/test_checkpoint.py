@@ -9,7 +9,7 @@ import torch
 
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint
 from model_export.model import StackedHourglass
-from service.core.layout import MPII
+from pose.layout import MPII
 
 
 def tiny() -> tuple[StackedHourglass, TrainingCheckpoint]:

@@ -12,7 +12,7 @@ import pytest
 
 from model_export.data.coco import COCO_KEYPOINTS, COCO_TO_MPII, CocoDataError, load, to_mpii
 from model_export.data.people import DataError, coco_records
-from service.core.layout import MPII_JOINTS
+from pose.layout import MPII_JOINTS
 
 J = {name: i for i, name in enumerate(MPII_JOINTS)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.core.codec import (
+from pose.codec import (
     HeatmapCodec,
     _blurred_window,
     flip_heatmaps,
@@ -17,7 +17,7 @@ from service.core.codec import (
     heatmap_to_input,
     input_to_heatmap,
 )
-from service.core.layout import MPII
+from pose.layout import MPII
 from tests.helpers.models import gaussian_heatmaps
 
 HEATMAP = (64, 48)  # (h, w): not square, to catch swapped axes

@@ -1,4 +1,4 @@
-"""Connection limits (``service/http/protocol.py``): request heads bounded in size and time, open connections
+"""Connection limits (``service/server/connections.py``): request heads bounded in size and time, open connections
 bounded below the descriptor limit, uploads bounded in pace (``service/http/uploads.py``); a real server, raw
 sockets playing the hostile clients."""
 

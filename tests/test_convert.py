@@ -20,8 +20,8 @@ from model_export.__main__ import main
 from model_export.checkpoint import CheckpointError, load_checkpoint
 from model_export.convert import ConversionError, convert_princeton_state, load_princeton
 from model_export.model import StackedHourglass
-from service.core.contract import ModelMetadata
-from service.core.layout import MPII
+from pose.contract import ModelMetadata
+from pose.layout import MPII
 
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = DATA / "princeton_hg2_f64.pt"

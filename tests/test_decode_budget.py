@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from service.imaging.budget import DecodeBudget, DecodeBusy, DecodeTooLarge, decode_bytes
-from service.imaging.decode import open_image
+from service.imaging.decode import Decoder, open_image
 from service.inference.engine import Engine
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
 from tests.helpers.server import REPO_ROOT, peak_rss, service_env
@@ -190,7 +190,7 @@ def png_upload() -> Upload:
 def test_the_pipeline_decodes_within_its_budget_and_leaks_nothing(constant_model_path, png_upload):
     engine = Engine.load(constant_model_path, intra_op_threads=1)
     budget = DecodeBudget(50 * MB, wait_s=1.0)
-    pipeline = Pipeline(engine.info, DirectInference(engine.run), 10_000_000, budget=budget)
+    pipeline = Pipeline(engine.info, DirectInference(engine.run), Decoder(10_000_000, budget=budget))
     assert len(asyncio.run(pipeline.predict_uploads([png_upload] * 3, PredictOptions()))) == 3
     assert budget.used == 0
 
@@ -204,7 +204,7 @@ def test_the_pipeline_decodes_within_its_budget_and_leaks_nothing(constant_model
         asyncio.run(pipeline.predict_uploads([png_upload, broken], PredictOptions(), keep_images=True))
     assert budget.used == 0
 
-    small = Pipeline(engine.info, DirectInference(engine.run), 10_000_000, budget=DecodeBudget(MB, wait_s=1.0))
+    small = Pipeline(engine.info, DirectInference(engine.run), Decoder(10_000_000, budget=DecodeBudget(MB, wait_s=1.0)))
     with pytest.raises(DecodeTooLarge):
         asyncio.run(small.predict_uploads([png_upload], PredictOptions()))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from model_export.evaluate import OnnxRunner, heldout_synthetic, predict_dataset, score
-from service.core.layout import MPII_JOINTS
+from evaluation.evaluate import OnnxRunner, heldout_synthetic, predict_dataset, score
+from pose.layout import MPII_JOINTS
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 MODEL = WEIGHTS / "default.onnx"

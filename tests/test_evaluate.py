@@ -11,11 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from evaluation.evaluate import EvaluationError, OnnxRunner, heldout_synthetic, predict_dataset, score
 from model_export.__main__ import main
-from model_export.evaluate import EvaluationError, OnnxRunner, heldout_synthetic, predict_dataset, score
-from service.core.codec import flip_heatmaps
-from service.core.contract import ModelMetadata
-from service.core.layout import MPII, MPII_JOINTS
+from pose.codec import flip_heatmaps
+from pose.contract import ModelMetadata
+from pose.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
 SIZE = 256

@@ -17,8 +17,8 @@ from onnx import TensorProto
 
 from model_export.export import ExportReport, export_onnx
 from model_export.model import StackedHourglass
-from service.core.contract import METADATA_KEYS, ModelMetadata
-from service.core.layout import MPII, KeypointLayout
+from pose.contract import METADATA_KEYS, ModelMetadata
+from pose.layout import MPII, KeypointLayout
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (64, 128)  # (H, W): the smallest non-square input of an order-4 network

@@ -10,15 +10,18 @@ harness for the same target is ``fuzz/atheris_images.py``.
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.imaging.decode import DecodedImage, decode_rgb, open_image
 from tests.helpers import hostile_inputs as corpus
 from tests.helpers.answers import http_answer
+from tests.helpers.server import REPO_ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on every corrupt EXIF block
 MAX_PIXELS = 1_000_000  # small, so mutated headers that claim huge sizes are refused cheaply
@@ -122,3 +125,19 @@ def test_mutated_images_only_raise_api_errors(case: tuple[bytes, str]) -> None:
 def test_every_prefix_only_raises_api_errors(seed: tuple[bytes, str], cut: int) -> None:
     data, content_type = seed
     check(data[: cut % max(1, len(data))], content_type)
+
+
+@pytest.mark.slow
+def test_the_coverage_guided_harness_runs_clean(tmp_path) -> None:
+    """``fuzz/atheris_images.py`` on its own seed corpus (valid images and bomb headers the service refuses), a few
+    thousand mutations with a fixed seed: it must finish without a finding, so the harness cannot rot unnoticed."""
+    harness = [sys.executable, str(REPO_ROOT / "fuzz" / "atheris_images.py")]
+    corpus = tmp_path / "corpus"
+    subprocess.run([*harness, "--write-seeds", str(corpus)], check=True, capture_output=True, timeout=60)
+    run = subprocess.run(
+        [*harness, str(corpus), "-runs=3000", "-seed=1", "-max_total_time=60", "-rss_limit_mb=2048", "-timeout=20"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Done 3000 runs" in run.stderr
+    assert not list(tmp_path.glob("crash-*"))

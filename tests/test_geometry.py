@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.core.errors import PoseError
-from service.core.geometry import Affine, draft_size, parse_bbox, plan
+from pose.errors import PoseError
+from pose.geometry import Affine, draft_size, parse_bbox, plan
 from service.imaging.resample import resample_into
 from tests.helpers.answers import http_answer
 

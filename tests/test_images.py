@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.imaging.decode import DecodedImage, decode_rgb, open_image, to_rgb
 from tests.helpers.answers import http_answer
 from tests.helpers.images import blob_image, encode, with_orientation

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.imaging.decode import decode_rgb, open_image
 from service.imaging.jpeg import progressive as jpeg_progressive
 from service.imaging.jpeg.progressive import decode_progressive, eighth_scale_jpeg
@@ -146,9 +146,9 @@ def test_decode_rgb_takes_the_rewrite_and_gives_the_same_image(orientation, monk
         used.append(result is not None)
         return result
 
-    monkeypatch.setattr("service.imaging.decode.decode_progressive", recorded)
+    monkeypatch.setattr("service.imaging.reader.decode_progressive", recorded)
     fast = decode_rgb(open_image(data, 10_000_000), (256, 192), threads=4)  # no strips for a progressive file
-    monkeypatch.setattr("service.imaging.decode.decode_progressive", lambda *args: None)
+    monkeypatch.setattr("service.imaging.reader.decode_progressive", lambda *args: None)
     plain = decode_rgb(open_image(data, 10_000_000), (256, 192))
     assert used == [True]
     assert fast.size == plain.size and fast.reduction == plain.reduction == 8.0

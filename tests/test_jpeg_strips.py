@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.cpus import usable_cores
 from service.imaging.decode import decode_rgb, open_image
 from service.imaging.jpeg import strips as jpeg_strips
@@ -163,7 +163,7 @@ def test_decode_rgb_gives_the_same_oriented_image_on_any_thread_count(orientatio
         split.append(result is not None)
         return result
 
-    monkeypatch.setattr("service.imaging.decode.decode_in_strips", recorded)
+    monkeypatch.setattr("service.imaging.reader.decode_in_strips", recorded)
     data = with_orientation(rgb_image(1800, 1200, seed=4), orientation, restart_marker_rows=1)
     one, four = (decode_rgb(open_image(data, 10_000_000), (300, 200), threads) for threads in (1, 4))
     assert split == [True]  # one thread: never asked; four threads: decoded in strips

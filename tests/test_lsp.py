@@ -10,7 +10,7 @@ from scipy.io import savemat
 
 from model_export.data import lsp
 from model_export.data.people import DataError, lsp_records
-from service.core.layout import MPII_JOINTS
+from pose.layout import MPII_JOINTS
 
 J = {name: i for i, name in enumerate(MPII_JOINTS)}
 

@@ -1,5 +1,5 @@
 """The worst case the README states holds: the server's peak RSS under the worst inputs stays under
-``service.inference.capacity.memory_ceiling`` of its settings (test_packaging checks that the ceiling at the compose
+``tests.helpers.capacity.memory_ceiling`` of its settings (test_packaging checks that the ceiling at the compose
 files' settings fits their memory limit).
 
 The worst inputs, at small settings so that CI can afford them: every slot busy with a full batch request
@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from service.imaging.decode import open_image
-from service.inference.capacity import memory_ceiling
 from service.settings import Settings
+from tests.helpers.capacity import memory_ceiling
 from tests.helpers.server import REPO_ROOT, child_processes, peak_rss
 
 pytestmark = pytest.mark.reliability

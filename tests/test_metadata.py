@@ -1,4 +1,4 @@
-"""service.core.contract: the contract keys, their round trip and the fallbacks for models without metadata."""
+"""pose.contract: the contract keys, their round trip and the fallbacks for models without metadata."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.core.contract import METADATA_KEYS, MetadataError, ModelMetadata
-from service.core.layout import MPII, KeypointLayout
+from pose.contract import METADATA_KEYS, MetadataError, ModelMetadata
+from pose.layout import MPII, KeypointLayout
 
 
 def test_round_trip_keeps_everything() -> None:
@@ -72,7 +72,7 @@ def test_names_that_contradict_the_output_are_rejected() -> None:
 
 
 def test_module_imports_without_numpy_or_torch() -> None:
-    code = "import sys, service.core.contract; sys.exit(any(m in sys.modules for m in ('numpy', 'torch', 'onnx')))"
+    code = "import sys, pose.contract; sys.exit(any(m in sys.modules for m in ('numpy', 'torch', 'onnx')))"
     assert (
         subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, check=False).returncode
         == 0

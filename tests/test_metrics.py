@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model_export.metrics import head_size_from_box, pckh
-from service.core.layout import MPII, MPII_JOINTS
+from pose.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
 PELVIS, THORAX = MPII_JOINTS.index("pelvis"), MPII_JOINTS.index("thorax")

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
+from evaluation.evaluate import TorchRunner, predict_dataset, score
 from model_export.__main__ import main
 from model_export.data.augment import AugmentConfig
 from model_export.data.mpii import (
@@ -27,11 +28,10 @@ from model_export.data.mpii import (
     load_annotations,
     load_headboxes,
 )
-from model_export.evaluate import TorchRunner, predict_dataset, score
 from model_export.model import StackedHourglass
-from service.core.codec import flip_heatmaps
-from service.core.geometry import Affine
-from service.core.layout import MPII, MPII_JOINTS
+from pose.codec import flip_heatmaps
+from pose.geometry import Affine
+from pose.layout import MPII, MPII_JOINTS
 
 K = len(MPII_JOINTS)
 SIZE = 256

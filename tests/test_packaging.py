@@ -20,8 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.inference.capacity import memory_ceiling
 from service.settings import Settings, settings_table
+from tests.helpers.capacity import memory_ceiling
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQ = REPO_ROOT / "requirements"
@@ -364,7 +364,7 @@ def _bytes(quantity: str) -> int:
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_compose_memory_bounds_match_kubernetes_and_cover_the_worst_case(compose_configs, manifests, name, monkeypatch):
-    """Uploads stay in memory: the memory limit covers the service's worst case (service.inference.capacity) under the
+    """Uploads stay in memory: the memory limit covers the service's worst case (tests.helpers.capacity) under the
     compose file's settings, and /tmp is as small as in deploy/k8s."""
     pose = compose_configs[name]
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
@@ -473,7 +473,7 @@ def test_service_and_autoscaler_point_at_the_deployment(manifests):
 
 
 def test_readme_states_the_worst_case_memory_of_the_defaults(monkeypatch):
-    """The README's memory table is service.inference.capacity's sum at the defaults, term by term."""
+    """The README's memory table is tests.helpers.capacity's sum at the defaults, term by term."""
     for key in [k for k in os.environ if k.startswith("POSE_")]:
         monkeypatch.delenv(key)
     ceiling = memory_ceiling(Settings())

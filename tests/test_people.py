@@ -20,8 +20,8 @@ from model_export.data.people import (
     mpii_records,
     whole_image_square,
 )
-from service.core.geometry import Affine, plan
-from service.core.layout import MPII_JOINTS
+from pose.geometry import Affine, plan
+from pose.layout import MPII_JOINTS
 
 J = {name: i for i, name in enumerate(MPII_JOINTS)}
 K = len(MPII_JOINTS)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evaluation.photo_eval import LIMB_INDICES, LSP_INDICES, score_mode
 from model_export.__main__ import main
 from model_export.data.lsp import LSP_JOINTS
 from model_export.data.people import PersonRecord
-from model_export.photo_eval import LIMB_INDICES, LSP_INDICES, score_mode
-from service.core.geometry import plan
-from service.core.layout import MPII_JOINTS
+from pose.geometry import plan
+from pose.layout import MPII_JOINTS
 from tests.helpers.fake_lsp import write_fake_lsp
 from tests.helpers.models import constant_model
 

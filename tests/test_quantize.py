@@ -11,16 +11,16 @@ import onnx
 import pytest
 from PIL import Image
 
-from model_export.__main__ import main
-from model_export.export import export_onnx
-from model_export.quantize import (
+from evaluation.quantize import (
     Calibration,
     QuantizeError,
     conv_nodes,
     folder_calibration,
     quantize_int8,
 )
-from service.core.contract import ModelMetadata
+from model_export.__main__ import main
+from model_export.export import export_onnx
+from pose.contract import ModelMetadata
 from service.inference.engine import Engine
 from tests.test_export import SIZE, tiny_model
 

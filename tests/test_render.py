@@ -18,11 +18,10 @@ import pytest
 from PIL import Image
 
 from bench.common import jpeg_bytes
-from service.core.layout import MPII, KeypointLayout
-from service.imaging import decode as images
+from pose.layout import MPII, SIDE_COLOURS, KeypointLayout
+from service.imaging import reader
 from service.imaging.overlay import (
     FADED_ALPHA,
-    SIDE_COLOURS,
     draw_skeleton,
     line_width_for,
     output_size,
@@ -207,16 +206,16 @@ def test_cli_decodes_on_the_configured_threads(
         calls.append((int(args[-1]), strips is not None))  # type: ignore[call-overload]
         return strips
 
-    real = images.decode_in_strips
-    monkeypatch.setattr(images, "decode_in_strips", recording)
+    real = reader.decode_in_strips
+    monkeypatch.setattr(reader, "decode_in_strips", recording)
     monkeypatch.setenv("POSE_DECODE_THREADS", "4")
     assert render_main([str(source), "--out", str(tmp_path / "o.png"), "--model", str(constant_model_path)]) == 0
     assert calls and all(threads == 4 for threads, _ in calls)
     assert any(in_strips for _, in_strips in calls)
 
 
-def test_render_module_imports_neither_torch_nor_onnxruntime() -> None:
-    code = "import sys, service.render; print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
+def test_render_module_never_imports_torch() -> None:
+    code = "import sys, service.render; print(sorted(m for m in ('torch', 'model_export') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=service_env(None),
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr

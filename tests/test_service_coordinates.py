@@ -1,7 +1,7 @@
 """Exact keypoint coordinates end to end: real server, real ONNX Runtime, models with known heatmaps.
 
 The expected image coordinates come from the documented formulas, written out here independently
-of ``service.core.geometry``: heatmap h -> input (h + 0.5) * stride - 0.5 -> image by inverting the
+of ``pose.geometry``: heatmap h -> input (h + 0.5) * stride - 0.5 -> image by inverting the
 letterbox / stretch / grown-bbox map. Tolerances: 0.1 heatmap pixel (times the image pixels per
 heatmap pixel) with ``refine=dark``, 0.3 with ``quarter``.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from service.core.layout import MPII
+from pose.layout import MPII
 from tests.helpers.images import blob_image, encode, gray_image, with_orientation
 from tests.helpers.server import ServiceProcess
 

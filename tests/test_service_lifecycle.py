@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 from bench.common import parse_server_timing
-from service.core.layout import MPII
+from pose.layout import MPII
 from tests.helpers.images import encode, gray_image
 from tests.helpers.models import renamed_output_model, slow_constant_model
 from tests.helpers.server import REPO_ROOT, run_service_once, service_env

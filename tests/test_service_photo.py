@@ -21,7 +21,7 @@ import pytest
 
 from model_export.__main__ import main as model_export_main
 from model_export.data.coco import load as load_coco
-from service.core.layout import MPII_JOINTS
+from pose.layout import MPII_JOINTS
 from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 DEFAULT_MODEL = REPO_ROOT / "weights" / "default.onnx"

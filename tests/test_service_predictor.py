@@ -1,4 +1,4 @@
-"""The pipeline without HTTP: decoded images and uploaded bytes take the same path to the same answer."""
+"""The pipeline without HTTP: any lossless encoding of a picture takes the same path to the same answer."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.core.errors import PoseError
-from service.imaging.decode import DecodedImage
+from pose.errors import PoseError
+from service.imaging.decode import Decoder
 from service.inference.engine import Engine
 from service.inference.pipeline import BatchedInference, DirectInference, Pipeline, PredictOptions, Upload
 from tests.helpers.answers import http_answer
@@ -26,27 +26,27 @@ def predictor(blob_model_path) -> Pipeline:
         calls.append(len(batch))
         return engine.run(batch)
 
-    predictor = Pipeline(engine.info, BatchedInference(infer), max_pixels=10_000_000)
+    predictor = Pipeline(engine.info, BatchedInference(infer), Decoder(10_000_000))
     predictor.calls = calls  # type: ignore[attr-defined]
     return predictor
 
 
-def test_decoded_images_and_uploads_agree(predictor):
+def test_lossless_encodings_agree(predictor):
     picture = blob_image(320, 200, (100.0, 150.0), 8.0)
     options = PredictOptions(refine="dark", flip=True)
-    [from_image] = asyncio.run(predictor.predict_images([DecodedImage.from_pil(picture)], options))
-    [from_bytes] = asyncio.run(predictor.predict_uploads([Upload(encode(picture), "image/png")], options))
-    np.testing.assert_array_equal(from_image.points, from_bytes.points)
-    np.testing.assert_array_equal(from_image.scores, from_bytes.scores)
-    [(x, y)] = from_image.points
+    uploads = [Upload(encode(picture), "image/png"), Upload(encode(picture, "BMP"), "image/bmp")]
+    from_png, from_bmp = asyncio.run(predictor.predict_uploads(uploads, options))
+    np.testing.assert_array_equal(from_png.points, from_bmp.points)
+    np.testing.assert_array_equal(from_png.scores, from_bmp.scores)
+    [(x, y)] = from_png.points
     assert abs(x - 100.0) < 0.5 and abs(y - 150.0) < 0.5
-    assert from_bytes.size == (320, 200) and from_bytes.image is None  # its pixels were not kept
+    assert from_png.size == (320, 200) and from_png.image is None  # its pixels were not kept
 
 
 def test_one_model_call_per_request_with_mirrored_copies(predictor):
     predictor.calls.clear()
-    images = [DecodedImage.from_pil(Image.new("RGB", (50 + i, 40))) for i in range(3)]
-    results = asyncio.run(predictor.predict_images(images, PredictOptions(flip=True)))
+    uploads = [Upload(encode(Image.new("RGB", (50 + i, 40)))) for i in range(3)]
+    results = asyncio.run(predictor.predict_uploads(uploads, PredictOptions(flip=True)))
     assert [r.size[0] for r in results] == [50, 51, 52]
     assert predictor.calls == [6]  # three images and their mirror images, one batch
 
@@ -84,7 +84,7 @@ def test_restart_marker_jpeg_predicts_the_same_on_any_decode_thread_count(blob_m
     assert len(data) > 256 * 1024  # large enough to be decoded in strips
 
     def predict(threads: int):
-        predictor = Pipeline(engine.info, DirectInference(engine.run), 10_000_000, decode_threads=threads)
+        predictor = Pipeline(engine.info, DirectInference(engine.run), Decoder(10_000_000, threads))
         [prediction] = asyncio.run(predictor.predict_uploads([Upload(data, "image/jpeg")], PredictOptions(), True))
         return prediction
 

@@ -15,7 +15,7 @@ from model_export.data.synthetic import (
     sample_rng,
     sample_seed,
 )
-from service.core.layout import MPII
+from pose.layout import MPII
 
 R_HIP, L_HIP = MPII.names.index("right_hip"), MPII.names.index("left_hip")
 R_SHOULDER, L_SHOULDER = MPII.names.index("right_shoulder"), MPII.names.index("left_shoulder")

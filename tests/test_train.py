@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from model_export.__main__ import main
+from model_export.checkpoint import TrainingCheckpoint
+from pose.layout import MPII
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--stacks", "1", "--features", "16", "--input-size", "128", "--batch-size", "4", "--val-size", "8"]
@@ -43,6 +45,10 @@ def test_tiny_model_learns_and_checkpoints(tmp_path: Path) -> None:
     assert ckpt["input_size"] == [128, 128]
     assert set(ckpt["provenance"]) >= {"dataset", "command", "date", "code_version"}
     assert ckpt["provenance"]["dataset"] == "synthetic"
+    assert ckpt["args"]["epoch_size"] == 80 and ckpt["args"]["optimizer"] == "adam"  # the typed config, recorded
+    layout = TrainingCheckpoint.read(out / "last.pt").keypoint_layout()  # the joints are written, not implied
+    assert ckpt["layout"]["names"] == list(MPII.names)
+    assert layout == MPII
     assert (out / "best.pt").exists()
     assert any((out / "tensorboard").iterdir())
 
@@ -137,6 +143,13 @@ def test_init_starts_from_weights_and_input_size_can_change(tmp_path: Path, real
             torch.testing.assert_close(after["model"][key], value, msg=key)
 
 
-def test_an_unknown_source_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="unknown dataset coco"):
-        _train(tmp_path / "bad", "--dataset", "lsp:1,coco:1")
+def test_an_unknown_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", *TINY, "--out", str(tmp_path / "bad"), "--no-progress", "--dataset", "lsp:1,coco:1"]
+    assert main(argv) == 2
+    assert "error: unknown dataset coco" in capsys.readouterr().err
+
+
+def test_a_bad_setting_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", *TINY, "--out", str(tmp_path / "bad"), "--no-progress", "--lr-milestones", "100,soon"]
+    assert main(argv) == 2
+    assert "'soon' is not a step number" in capsys.readouterr().err

@@ -1,14 +1,14 @@
 """The top-down crop recipe shared by every dataset: affine crop, augmentation, targets.
 
-Coordinates follow :mod:`service.core.codec`: pixel centres sit at integer coordinates,
-so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a :class:`service.core.geometry.Affine`
+Coordinates follow :mod:`pose.codec`: pixel centres sit at integer coordinates,
+so an image of width ``W`` spans ``[-0.5, W - 0.5]``. A crop is a :class:`pose.geometry.Affine`
 (``Affine.crop``: the geometry the service uses too) from source pixels to crop pixels; its inverse maps
 predictions back.
 
 Every dataset returns the same sample, a dict of float32 numpy arrays:
 
 ``image``      (3, H, W) RGB in [0, 1]
-``target``     (K, H/4, W/4) Gaussian heatmaps from :class:`~service.core.codec.HeatmapCodec`
+``target``     (K, H/4, W/4) Gaussian heatmaps from :class:`~pose.codec.HeatmapCodec`
 ``weight``     (K,) 1 for joints that are labelled and inside the crop, else 0
 ``keypoints``  (K, 2) joint positions in crop pixels (x, y)
 ``visible``    (K,) 1 for joints that are labelled and inside the crop
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from service.core.codec import HeatmapCodec
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
-from service.core.geometry import Affine
-from service.core.layout import MPII
+from pose.codec import HeatmapCodec
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from pose.geometry import Affine
+from pose.layout import MPII
 
 INPUT_SIZE: tuple[int, int] = DEFAULT_INPUT_SIZE  # (H, W)
 TARGET_SIGMA = 1.0

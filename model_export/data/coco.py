@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from service.core.layout import MPII_JOINTS
+from pose.layout import MPII_JOINTS
 
 COCO_KEYPOINTS: tuple[str, ...] = (
     "nose",

@@ -12,7 +12,7 @@ LSP     ``3 x 14 x N``   occlusion: 1 = occluded, 0 = visible; every joint has a
 LSPET   ``14 x 3 x N``   visibility: 1 = visible; 0 = not labelled (placeholder x, y <= 0)
 ======  ===============  ===================================================================
 
-The joints are mapped to the 16-joint MPII order of :mod:`service.core.layout` (neck -> ``upper_neck``).
+The joints are mapped to the 16-joint MPII order of :mod:`pose.layout` (neck -> ``upper_neck``).
 LSP has no pelvis or thorax: they are **derived**, pelvis as the mid-point of the hips and thorax as the
 mid-point of the shoulders, labelled only where both parents are (MPII's pelvis sits between the hips;
 its thorax lies a little below the shoulder line, so the derived thorax is slightly high). The LSP
@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from scipy.io import loadmat
 
-from service.core.layout import MPII_JOINTS
+from pose.layout import MPII_JOINTS
 
 LSP_JOINTS: tuple[str, ...] = (
     "right_ankle",
@@ -83,7 +84,6 @@ def _read(path: str | Path) -> tuple[np.ndarray, FlagConvention]:
     path = Path(path)
     if not path.is_file():
         raise LSPDataError(f"{path}: file not found; expected an LSP/LSPET joints.mat")
-    from scipy.io import loadmat  # scipy is a training dependency only
 
     try:
         mat = loadmat(str(path))

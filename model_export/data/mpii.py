@@ -15,7 +15,7 @@ Conventions, as read in MMPose's ``MpiiDataset._load_annotations`` and HRNet's `
 (leoxiaobin/deep-high-resolution-net.pytorch) and ``evaluate``:
 
 - coordinates in the JSON and in ``pos_gt_src`` are Matlab's, 1-based: we subtract 1 from joints and
-  centre, which puts them in :mod:`service.core.codec`'s convention (pixel centres at integers). HRNet adds
+  centre, which puts them in :mod:`pose.codec`'s convention (pixel centres at integers). HRNet adds
   the 1 back to its predictions before comparing with ``pos_gt_src``; distances are the same either way;
 - the centre moves down by ``15 * scale`` pixels and the box grows by 1.25 "to avoid cropping limbs"
   (HRNet does both; MMPose shifts in ``_load_annotations`` and pads by 1.25 in ``GetBBoxCenterScale``);
@@ -29,14 +29,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy.io import loadmat
 
 from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
 from model_export.metrics import head_size_from_box
-from service.core.codec import HeatmapCodec
-from service.core.layout import MPII, MPII_JOINTS
+from pose.codec import HeatmapCodec
+from pose.layout import MPII, MPII_JOINTS
 
 NUM_JOINTS = len(MPII_JOINTS)
 PIXEL_STD = 200.0  # the person box is PIXEL_STD * scale pixels high
@@ -44,7 +46,7 @@ CENTER_SHIFT = 15.0  # pixels per unit of scale, downwards
 BOX_PADDING = 1.25  # box enlargement of the ports
 MATLAB_OFFSET = 1.0  # 1-based -> 0-based
 
-# Extra sample keys for scoring in the original image (see model_export.evaluate).
+# Extra sample keys for scoring in the original image (see evaluation.evaluate).
 SOURCE_KEYPOINTS = "source_keypoints"  # (K, 2) ground truth in source pixels
 SOURCE_VISIBLE = "source_visible"  # (K,) joints that count for PCKh
 SOURCE_HEAD_SIZE = "source_head_size"  # () 0.6 x head-box diagonal in source pixels
@@ -151,7 +153,6 @@ def load_headboxes(path: str | Path) -> HeadBoxes:
 
 
 def _headboxes_from_mat(path: Path) -> HeadBoxes:
-    from scipy.io import loadmat  # scipy is a training dependency only
 
     mat = loadmat(str(path))
     if "headboxes_src" not in mat:
@@ -276,8 +277,9 @@ def add_arguments(parser: argparse.ArgumentParser, splits: Sequence[str] = ("tra
         )
 
 
-def dataset_from_args(args: argparse.Namespace, split: str, **kwargs: object) -> MPIIDataset:
-    """The MPII train or val dataset named by the flags of :func:`add_arguments`."""
+def dataset_from_args(args: Any, split: str, **kwargs: object) -> MPIIDataset:
+    """The MPII train or val dataset named by the flags of :func:`add_arguments` (parsed, or a training config
+    with the same names)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     annotations = getattr(args, f"mpii_{split}", None)

@@ -6,7 +6,7 @@ Every real source (LSP, LSPET, MPII in MMPose format; COCO keypoints for evaluat
 
 The crop matches ``POST /predict``. The person box is the annotated one (COCO's) or else the labelled
 joints' bounding box (LSP has no annotated boxes, so it is what the evaluation passes as ``bbox``); the
-service grows a box by :data:`~service.core.geometry.BBOX_GROWTH` about its centre and letterboxes it,
+service grows a box by :data:`~pose.geometry.BBOX_GROWTH` about its centre and letterboxes it,
 which is the square of side 1.25 x the box's longer side. Training draws around that: the box centre
 shifted and its size scaled (a user's box is never the annotator's), rotation and flip; and with
 ``whole_image_prob`` the whole photo letterboxed instead (the no-box path), for records alone in their
@@ -24,10 +24,12 @@ from PIL import Image
 
 from model_export.data import lsp
 from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
+from model_export.data.coco import CocoDataError, load
+from model_export.data.mpii import MPIIDataError, load_annotations, require_file
 from model_export.metrics import head_size_from_box
-from service.core.codec import HeatmapCodec
-from service.core.geometry import BBOX_GROWTH
-from service.core.layout import MPII, MPII_JOINTS
+from pose.codec import HeatmapCodec
+from pose.geometry import BBOX_GROWTH
+from pose.layout import MPII, MPII_JOINTS
 
 NUM_JOINTS = len(MPII_JOINTS)
 # The LSP protocol's torso diameter: left shoulder to right hip (as in the LSP evaluation code of
@@ -123,8 +125,6 @@ def lsp_records(folder: str | Path, indices: Sequence[int] | None = None, source
 
 def mpii_records(images: str | Path, annotations: str | Path, source: str = "mpii") -> list[PersonRecord]:
     """Records of an MMPose-style MPII list (joints only: no head boxes, centres or scales are needed)."""
-    from model_export.data.mpii import MPIIDataError, load_annotations, require_file
-
     try:
         folder = require_file(images, "the MPII images folder", directory=True)
         entries = load_annotations(annotations)
@@ -142,8 +142,6 @@ def mpii_records(images: str | Path, annotations: str | Path, source: str = "mpi
 
 def coco_records(annotations: str | Path, images: str | Path, source: str = "coco") -> list[PersonRecord]:
     """Records of a COCO person-keypoints file (the 12 limb joints, COCO's person boxes); images in ``images``."""
-    from model_export.data.coco import CocoDataError, load
-
     folder = Path(images)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found; expected the COCO images the annotations name")

@@ -20,8 +20,7 @@ from PIL import Image, ImageDraw
 from model_export.data import lsp
 from model_export.data.people import PersonDataset, PersonRecord, lsp_records, mpii_records
 from model_export.data.sources import DEFAULT_DATA_ROOT
-from service.core.layout import MPII
-from service.imaging.overlay import SIDE_COLOURS
+from pose.layout import MPII, SIDE_COLOURS
 
 TILE = 256
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from model_export.data.mixing import MixedDataset, parse_mix
 from model_export.data.people import DataError, PersonDataset, lsp_records, mpii_records
-from service.core.codec import HeatmapCodec
+from model_export.data.synthetic import SyntheticPoseDataset
+from pose.codec import HeatmapCodec
 
 MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "synthetic")
 LSP_FIT = range(900)  # im0001 .. im0900
@@ -38,13 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _folder(args: argparse.Namespace, name: str) -> Path:
+def _folder(args: Any, name: str) -> Path:
     explicit = getattr(args, name, None)
     return Path(explicit) if explicit is not None else Path(args.data_root) / name
 
 
-def mixed_training_set(args: argparse.Namespace, codec: HeatmapCodec) -> MixedDataset:
-    """The weighted mix named by ``args.dataset``; raises ValueError or DataError naming what is wrong."""
+def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
+    """The weighted mix named by ``args.dataset`` (``args``: the parsed flags, or a training config with the same
+    names); raises ValueError or DataError naming what is wrong."""
     entries = parse_mix(args.dataset)
     unknown = [e.name for e in entries if e.name not in MIX_SOURCES]
     if unknown:
@@ -52,8 +55,6 @@ def mixed_training_set(args: argparse.Namespace, codec: HeatmapCodec) -> MixedDa
     datasets = []
     for entry in entries:
         if entry.name == "synthetic":
-            from model_export.data.synthetic import SyntheticPoseDataset
-
             datasets.append(
                 SyntheticPoseDataset("train", length=args.epoch_size, base_seed=args.data_seed, codec=codec)
             )
@@ -73,6 +74,6 @@ def mixed_training_set(args: argparse.Namespace, codec: HeatmapCodec) -> MixedDa
     )
 
 
-def validation_set(args: argparse.Namespace, codec: HeatmapCodec) -> PersonDataset:
+def validation_set(args: Any, codec: HeatmapCodec) -> PersonDataset:
     """LSP im0901..im1000 with the service's box crop (held out of the ``lsp`` source)."""
     return PersonDataset(lsp_records(_folder(args, "lsp"), LSP_VAL), codec=codec)

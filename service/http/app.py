@@ -24,15 +24,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.http import docs, pages, routes
 from service.http.dependencies import Services
-from service.http.errors import ApiError, error_body
-from service.http.metrics import Metrics, MetricsMiddleware
-from service.http.middleware import ApiKey, Backpressure, RequestContext
+from service.http.errors import ApiError, error_body, error_headers
+from service.http.metrics import Metrics
+from service.http.middleware import ApiKey, Backpressure, MetricsMiddleware, RequestContext
+from service.imaging.decode import start_workers
 from service.inference.batching import batcher_for
 from service.inference.engine import Engine
-from service.inference.pipeline import BatchedInference, DirectInference, build_pipeline, decode_workers
+from service.inference.pipeline import BatchedInference, DirectInference, build_pipeline
 from service.inference.readiness import Readiness, State
 from service.settings import Settings, settings_table
 
@@ -65,7 +66,10 @@ def install_inference(services: Services) -> None:
     services.batcher = batcher_for(
         settings.batch_max_size, settings.batch_timeout_ms, settings.batch_max_queue, engine.info.providers, run_model
     )
-    inference = DirectInference(run_model) if services.batcher is None else BatchedInference(services.batcher.submit)
+    batcher = services.batcher
+    if batcher is not None:
+        services.metrics.queued_images.set_function(lambda: batcher.queued_images)
+    inference = DirectInference(run_model) if batcher is None else BatchedInference(batcher.submit)
     services.pipeline = build_pipeline(engine, settings, inference, services.workers)
 
 
@@ -91,7 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services.engine is None:
         services.engine = await anyio.to_thread.run_sync(Engine.from_settings, services.settings)
     engine = services.engine
-    services.workers = await anyio.to_thread.run_sync(decode_workers, services.settings)
+    services.workers = await anyio.to_thread.run_sync(start_workers, services.settings)
     install_inference(services)
     batcher = services.batcher
     if batcher is not None:  # started and closed here
@@ -150,8 +154,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error becomes ``{"error": {"code", "message"}}``."""
 
     def answer(exc: ApiError) -> JSONResponse:
-        # every 503 (not ready, batch queue full, shutting down) is temporary: tell clients when to retry
-        headers = {"retry-after": "1"} if exc.status == 503 else None
+        headers = {name.decode(): value.decode() for name, value in error_headers(exc.status)}
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(ApiError)

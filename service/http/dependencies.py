@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from service.http.metrics import Metrics
 from service.http.uploads import UploadPace
-from service.imaging.isolation import DecodeWorkers
+from service.imaging.decode import DecodeWorkers
 from service.inference.batching import DynamicBatcher
 from service.inference.engine import Engine
 from service.inference.pipeline import Pipeline

@@ -1,16 +1,23 @@
 """The one table from refusals to HTTP answers, and the error body every answer uses.
 
-Domain code raises :class:`~service.core.errors.PoseError` subclasses and knows no status codes;
+Domain code raises :class:`~pose.errors.PoseError` subclasses and knows no status codes;
 :data:`DOMAIN_ERRORS` gives each its status and machine-readable code. :class:`ApiError` is for the
 refusals only the HTTP layer can make (the request body itself: size, multipart shape).
 """
 
 from __future__ import annotations
 
-from service.core.errors import InvalidBox, InvalidResizeMode, PoseError
-from service.imaging.budget import DecodeBusy, DecodeTooLarge
-from service.imaging.decode import EmptyImage, InvalidImage, TooComplex, TooManyPixels, UnsupportedImage
-from service.imaging.isolation import DecodeStopped
+from pose.errors import InvalidBox, InvalidResizeMode, PoseError
+from service.imaging.decode import (
+    DecodeBusy,
+    DecodeStopped,
+    DecodeTooLarge,
+    EmptyImage,
+    InvalidImage,
+    TooComplex,
+    TooManyPixels,
+    UnsupportedImage,
+)
 from service.inference.batching import Overloaded, ShuttingDown
 from service.inference.readiness import NotReady
 
@@ -57,3 +64,11 @@ class ApiError(Exception):
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     """The JSON body of every error response."""
     return {"error": {"code": code, "message": message}}
+
+
+RETRY_AFTER_S = 1  # every 503 (not ready, overloaded, shutting down, too many connections) is temporary
+
+
+def error_headers(status: int) -> list[tuple[bytes, bytes]]:
+    """The headers an error answer of ``status`` carries beyond its JSON body: ``Retry-After`` on every 503."""
+    return [(b"retry-after", str(RETRY_AFTER_S).encode())] if status == 503 else []

@@ -1,14 +1,11 @@
 """Prometheus metrics: requests by endpoint and status, latency per stage, batch sizes, in-flight requests.
 
-Each app owns its registry (several apps can live in one process, e.g. in tests). The ASGI
-middleware counts every HTTP request under its route template (``other`` for unmatched paths,
-so clients cannot blow up label cardinality). A request whose client went away mid-upload is counted
-under status ``499`` (as in the access log), not as a server error.
+Each app owns its registry (several apps can live in one process, e.g. in tests). The requests are counted by
+:class:`service.http.middleware.metrics.MetricsMiddleware`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from prometheus_client import (
@@ -20,10 +17,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.http.middleware import CLIENT_CLOSED_REQUEST
 from service.inference.pipeline import StageTimes
 
 disable_created_metrics()  # no `*_created` series: half the exposition size, nothing a dashboard uses
@@ -65,13 +59,18 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge("pose_http_requests_in_flight", "HTTP requests being served.", registry=self.registry)
+        self.queued_images = Gauge(
+            "pose_inference_queued_images",
+            "Images waiting in the dynamic batcher for a model call (0 without batching).",
+            registry=self.registry,
+        )
         for stage in STAGES:  # export every stage from the start, with zero counts
             self.stage_seconds.labels(stage)
 
     def observe_stages(self, timings: Sequence[StageTimes]) -> None:
         """One request's stage times: each image's decode, and its batch's other stages once."""
         for t in timings:
-            if t.decode > 0:  # 0: the caller passed decoded images
+            if t.decode > 0:
                 self.stage_seconds.labels("decode").observe(t.decode / 1000.0)
         if timings:
             batch = timings[0]
@@ -85,47 +84,3 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: request count by status, latency and the in-flight gauge."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-        recorded = False
-
-        def record() -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            self.metrics.in_flight.dec()
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "other"
-            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
-            self.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()  # before the last byte leaves: a client that then reads /metrics sees this request
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_status)
-        except ClientDisconnect:  # nobody to answer: not a server error, so no 5xx alert
-            status = CLIENT_CLOSED_REQUEST
-            raise
-        finally:
-            record()

@@ -18,7 +18,7 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "example": "decode;dur=1.210, preprocess;dur=0.905, inference;dur=31.720, postprocess;dur=0.301, app;dur=35.4",
     },
 }
-"""Headers on every answer (set by :class:`service.http.middleware.RequestContext`)."""
+"""Headers on every answer (set by :class:`service.http.middleware.context.RequestContext`)."""
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text, "headers": RESPONSE_HEADERS}

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
 
-from service.core.codec import Refine
-from service.core.geometry import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
+from pose.codec import Refine
+from pose.geometry import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
 from service.http.dependencies import EngineDep, PipelineDep, Services, ServicesDep
-from service.http.middleware import STATE_IMAGE, STATE_TIMINGS
+from service.http.middleware import ImageSummary, request_record
 from service.http.openapi import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
 from service.http.schemas import ErrorResponse, ModelDescription, ModelRef, PoseResult, Status
 from service.http.uploads import read_uploads
@@ -77,8 +77,9 @@ async def predict_and_note(
         "postprocess": batch.postprocess,
     }
     width, height = predictions[0].size
-    setattr(request.state, STATE_TIMINGS, stages)
-    setattr(request.state, STATE_IMAGE, {"width": width, "height": height, "count": len(predictions)})
+    record = request_record(request)
+    record.timings_ms = stages
+    record.image = ImageSummary(width, height, len(predictions))
     return predictions
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 
 MB = 1_000_000
 

@@ -1,17 +1,17 @@
 """Costly decodes run in child processes that are killed when they overrun, so a decode bomb cannot keep a
 core or a request slot after its deadline (a thread cannot be stopped; a process can).
 
-Which images go there is decided from the header (:attr:`service.imaging.decode.OpenedImage.decode_work`:
+Which images go there is decided from the header (:attr:`service.imaging.reader.OpenedImage.decode_work`:
 full-resolution pixels times the scans a progressive JPEG makes libjpeg run): every single-pass image within the
 pixel limit and ordinary progressive photos decode in the request's own thread as before, with no process hop;
 an image whose work exceeds :attr:`DecodeWorkers.min_work` (:data:`ISOLATE_WORK`) goes to one of a few
 long-lived workers. A worker that passes the deadline is killed (SIGKILL) and replaced, and the request gets
 :class:`DecodeStopped`.
 
-The worker is ``python -m service.imaging.isolation READ_FD WRITE_FD``: it imports only the imaging
-code, reads ``(data, content_type, max_pixels, min_size, threads)`` requests from one pipe and answers
-each on the other with the decode error, or ``(mode, size, full_size, reduction, rows)`` followed by the
-pixels in strips of ``rows`` rows.
+The worker is ``python -m service.imaging.isolation READ_FD WRITE_FD``: it imports only the in-thread decoder
+(:mod:`service.imaging.reader`, a leaf), reads ``(data, content_type, max_pixels, min_size, threads)`` requests
+from one pipe and answers each on the other with the decode error, or ``(mode, size, full_size, reduction, rows)``
+followed by the pixels in strips of ``rows`` rows.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
+from service.allocator import give_back_freed_memory
 from service.imaging.budget import DecodeBusy
+from service.imaging.reader import open_image, read_pixels
 
 # Most pixel passes decoded in the request's thread: libjpeg takes about 1.1 ns per pixel pass here (a 95-scan
 # 4000x3000 file, 1,140 M passes, 1.3 s), so this is at most about half a second; it keeps every single-pass
@@ -156,28 +158,26 @@ class DecodeWorkers:
 
 
 def _serve(requests: Connection, answers: Connection) -> None:
-    from service.allocator import give_back_freed_memory  # noqa: PLC0415 (the worker's own start-up)
-    from service.imaging.decode import decode_rgb, open_image  # noqa: PLC0415
-
     while True:
         try:
             data, content_type, max_pixels, min_size, threads = requests.recv()
         except EOFError:  # the service went away
             return
         try:
-            decoded = decode_rgb(open_image(data, max_pixels, content_type), min_size, threads)
+            opened = open_image(data, max_pixels, content_type)
+            opened.draft(min_size)
+            image, full_size, reduction = read_pixels(opened, threads)
         except PoseError as exc:
             answers.send(exc)
             continue
         finally:
             del data
-        image = decoded.image
         width, height = image.size
         rows = max(1, STRIP_BYTES // (3 * width))
-        answers.send((image.mode, image.size, decoded.size, decoded.reduction, rows))
+        answers.send((image.mode, image.size, full_size, reduction, rows))
         for top in range(0, height, rows):
             answers.send(image.crop((0, top, width, min(height, top + rows))).tobytes())
-        del decoded, image  # an idle worker holds no image
+        del opened, image  # an idle worker holds no image
         give_back_freed_memory()
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
-from service.core.layout import KeypointLayout
+from pose.layout import SIDE_COLOURS, KeypointLayout
 from service.imaging.decode import DecodedImage
 
 OutputFormat = Literal["png", "jpeg"]
@@ -23,12 +23,6 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg"}
 DEFAULT_MAX_SIDE = 1024
 DEFAULT_THRESHOLD = 0.2
 
-# RGB per body side; the demo page (service/http/static/index.html) uses the same colours.
-SIDE_COLOURS: dict[str, tuple[int, int, int]] = {
-    "left": (56, 132, 255),
-    "right": (255, 122, 26),
-    "center": (40, 200, 120),
-}
 OUTLINE = (20, 20, 20)
 FADED_ALPHA = 90  # alpha (of 255) for joints below the threshold and limbs touching them
 SUPERSAMPLE = 2  # draw at this multiple and downscale: anti-aliased lines without extra dependencies

@@ -1,6 +1,6 @@
 """Pixels through an input map: one resize of the visible source region into the network input.
 
-The map is a :class:`service.core.geometry.Affine` (image -> input, pixel centres at integers);
+The map is a :class:`pose.geometry.Affine` (image -> input, pixel centres at integers);
 the pixels go straight into their place in a preallocated float32 CHW array (values in [0, 1],
 padding 0), with no intermediate full-size copy.
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from service.core.geometry import Affine
+from pose.geometry import Affine
 
 RESAMPLE = Image.Resampling.BILINEAR  # Pillow widens the kernel when shrinking: antialiased
 _EPS = 1e-6

@@ -1,3 +1,2 @@
 """The model and its traffic: the ONNX Runtime ``engine``, the dynamic ``batching``, the ``pipeline``
-(images -> keypoints), CPU sizing (``cpus``), the ``readiness`` state and the worst-case memory
-(``capacity``). Depends on ``core`` and ``imaging``; knows nothing of HTTP."""
+(images -> keypoints) and the ``readiness`` state. Depends on ``pose`` and ``imaging``; knows nothing of HTTP."""

@@ -26,7 +26,7 @@ from typing import Self
 
 import numpy as np
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 
 RunFn = Callable[[np.ndarray], np.ndarray]
 

@@ -2,7 +2,7 @@
 
 The contract (see the README): one float32 input ``image`` ``(N, 3, H, W)`` with a dynamic batch
 dimension, RGB in [0, 1]; an output ``heatmaps`` float32 ``(N, K, H/stride, W/stride)``; optional
-``metadata_props`` read by :class:`service.core.contract.ModelMetadata`. Anything else fails at load
+``metadata_props`` read by :class:`pose.contract.ModelMetadata`. Anything else fails at load
 with a :class:`ModelLoadError` naming the file and the reason.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from pose.contract import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from service import cpus
-from service.core.contract import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from service.settings import PREFERRED_PROVIDERS, Settings
 
 log = logging.getLogger("service.inference.engine")

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from service.core.codec import HeatmapCodec, Refine, flip_heatmaps
-from service.core.geometry import Affine, ResizeMode, draft_size, plan
-from service.imaging.budget import MB, DecodeBudget
-from service.imaging.decode import DecodedImage, decode_rgb, open_image
-from service.imaging.isolation import DecodeWorkers
-from service.imaging.jpeg.strips import decode_threads
+from pose.codec import HeatmapCodec, Refine, flip_heatmaps
+from pose.geometry import Affine, ResizeMode, draft_size, plan
+from service.imaging.decode import DecodedImage, Decoder, DecodeWorkers
 from service.imaging.resample import resample_into
 from service.inference.engine import Engine, ModelInfo
 from service.settings import Settings
@@ -126,20 +123,14 @@ class Pipeline:
         self,
         info: ModelInfo,
         inference: Inference,
-        max_pixels: int,
-        decode_threads: int = 1,
-        budget: DecodeBudget | None = None,
-        workers: DecodeWorkers | None = None,
+        decoder: Decoder,
     ) -> None:
         meta = info.metadata
         self.info = info
         self.inference = inference
+        self.decoder = decoder  # pixel limit, threads, memory budget, worker processes (service.imaging.decode)
         self.codec = HeatmapCodec(meta.input_size, meta.heatmap_stride)
         self.layout = meta.layout
-        self.max_pixels = max_pixels
-        self.decode_threads = decode_threads  # for one large JPEG with restart markers (service.imaging.jpeg)
-        self.budget = budget  # decoded-pixel memory shared by every decode (service.imaging.budget)
-        self.workers = workers  # processes for the costly decodes, stopped at their timeout (service.imaging.isolation)
 
     # ------------------------------------------------------------------ entry points
     async def predict_uploads(
@@ -154,17 +145,10 @@ class Pipeline:
         """
         return await self._predict(lambda: self._decode_and_prepare(uploads, options, keep_images), options)
 
-    async def predict_images(self, images: Sequence[DecodedImage], options: PredictOptions) -> list[Prediction]:
-        """Already decoded, EXIF-oriented images -> predictions (see :meth:`DecodedImage.from_pil`)."""
-        return await self._predict(lambda: self._plan_and_prepare(images, options), options)
-
     def rereader(self, upload: Upload) -> Callable[[tuple[int, int]], DecodedImage]:
         """``reread`` for :func:`service.imaging.overlay.overlay_picture`: the upload decoded again, with at least
         the size asked for, under the pipeline's limits, budget and workers (released once drawn)."""
-        return lambda size: decode_rgb(
-            open_image(upload.data, self.max_pixels, upload.content_type), size, self.decode_threads, self.budget,
-            self.workers,
-        )  # fmt: skip
+        return lambda size: self.decoder.read(upload.data, upload.content_type, size)
 
     def plan(self, size: tuple[int, int], options: PredictOptions) -> Affine:
         """The image -> input map for an image of ``size`` (InvalidBox for a bad bbox)."""
@@ -197,10 +181,10 @@ class Pipeline:
         try:
             for slot, upload in zip(batch[:n], uploads, strict=True):
                 start = time.perf_counter()
-                opened = open_image(upload.data, self.max_pixels, upload.content_type)
+                opened = self.decoder.open(upload.data, upload.content_type)
                 # JPEG: plan from the header to pick a reduced-scale decode; the final plan uses the decoded size
                 min_size = draft_size(opened.size, self.plan(opened.size, options)) if opened.orientation else None
-                image = decode_rgb(opened, min_size, self.decode_threads, self.budget, self.workers)
+                image = self.decoder.decode(opened, min_size)
                 try:
                     affine = self.plan(image.size, options)
                     decode_ms.append(_ms(start))
@@ -222,17 +206,6 @@ class Pipeline:
         start = time.perf_counter()
         self._mirror(batch, n, options.flip)
         return _Prepared(sizes, affines, decode_ms, batch, preprocess_ms + _ms(start), kept if keep else None)
-
-    def _plan_and_prepare(self, images: Sequence[DecodedImage], options: PredictOptions) -> _Prepared:
-        start = time.perf_counter()
-        affines = [self.plan(image.size, options) for image in images]
-        n = len(images)
-        batch = self._empty_batch(n, options.flip)
-        for slot, image, affine in zip(batch[:n], images, affines, strict=True):
-            resample_into(image.image, affine, slot, image.reduction, image.size)
-        self._mirror(batch, n, options.flip)
-        sizes = [image.size for image in images]
-        return _Prepared(sizes, affines, [0.0] * n, batch, _ms(start), images)
 
     def _empty_batch(self, n: int, flip: bool) -> np.ndarray:
         """A zeroed ``(N or 2N, 3, H, W)`` input; with ``flip`` the mirrored copies follow the originals."""
@@ -269,18 +242,8 @@ class Pipeline:
 def build_pipeline(
     engine: Engine, settings: Settings, inference: Inference | None = None, workers: DecodeWorkers | None = None
 ) -> Pipeline:
-    """The service's pipeline for ``engine``: the pixel limit, decode threads and decode budget of ``settings``,
-    direct model calls unless ``inference`` says otherwise, costly decodes in ``workers`` if given (the server
-    starts them: :func:`decode_workers`). The server, the render command line, the evaluation and the bench
-    all build theirs here."""
-    threads = decode_threads(settings.decode_threads)
-    budget = DecodeBudget(settings.decode_memory_mb * MB, wait_s=settings.request_timeout_s)
-    run = inference or DirectInference(engine.run)
-    return Pipeline(engine.info, run, settings.max_pixels, threads, budget, workers)
-
-
-def decode_workers(settings: Settings) -> DecodeWorkers | None:
-    """The worker processes of ``settings`` (None when ``POSE_DECODE_PROCESSES`` is 0); close them when done."""
-    if settings.decode_processes == 0:
-        return None
-    return DecodeWorkers(settings.decode_processes, settings.decode_timeout_s, wait_s=settings.request_timeout_s)
+    """The service's pipeline for ``engine``: the decoder of ``settings`` (with ``workers`` for costly decodes, if
+    given: :func:`service.imaging.decode.start_workers`), direct model calls unless ``inference`` says otherwise.
+    The server, the render command line and the bench all build theirs here."""
+    decoder = Decoder.from_settings(settings, workers)
+    return Pipeline(engine.info, inference or DirectInference(engine.run), decoder)

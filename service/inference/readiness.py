@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 
 log = logging.getLogger("service.inference.readiness")
 

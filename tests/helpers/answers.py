@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.core.errors import PoseError
+from pose.errors import PoseError
 from service.http.errors import ApiError
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.core.contract import ModelMetadata
-from service.core.layout import MPII, KeypointLayout
+from pose.contract import ModelMetadata
+from pose.layout import MPII, KeypointLayout
 
 OPSET = 17
 IR_VERSION = 8  # old enough for any recent ONNX Runtime

@@ -1,6 +1,6 @@
 """The one geometry of the project: image pixels -> network input as an affine map, and its exact inverse.
 
-Coordinates follow :mod:`service.core.codec`: pixel centres at integers, the centre of the top-left
+Coordinates follow :mod:`pose.codec`: pixel centres at integers, the centre of the top-left
 pixel is (0, 0), so an image of width W spans ``[-0.5, W - 0.5]``. Every crop is an :class:`Affine`
 built by one constructor, :meth:`Affine.centred` (a point of the image onto the centre of the output,
 scaled, optionally turned and mirrored): the service's ``letterbox``, ``stretch`` and person-box maps
@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.core.errors import InvalidBox, InvalidResizeMode
+from pose.errors import InvalidBox, InvalidResizeMode
 
 ResizeMode = Literal["letterbox", "stretch"]
 RESIZE_MODES: tuple[str, ...] = ("letterbox", "stretch")

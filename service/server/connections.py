@@ -3,7 +3,8 @@
 uvicorn bounds neither the size of a request head, nor the time a client may take to send it, nor the number of
 open connections: a few clients that send headers forever, or never send a byte, can hold every file descriptor.
 :func:`guarded_protocol` subclasses uvicorn's own httptools protocol (the parser and the ASGI cycle stay
-uvicorn's) with three bounds:
+uvicorn's; the internals it relies on are named and pinned in :mod:`service.server.uvicorn_seam`) with three
+bounds:
 
 - **head size**: more than ``max_head_bytes`` received before the head is complete, or more than
   ``max_header_fields`` fields, is a ``431`` and the connection closes (the rest is never read);
@@ -22,9 +23,8 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-
-from service.http.errors import error_body
+from service.http.errors import error_body, error_headers
+from service.server.uvicorn_seam import STATUS_LINE, HttpToolsProtocol
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class _Guarded(HttpToolsProtocol):
             b"content-length: " + str(len(body)).encode() + b"\r\n",
             b"connection: close\r\n",
         ]
-        if status == 503:
-            head.append(b"retry-after: 1\r\n")
+        for name, value in error_headers(status):
+            head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()

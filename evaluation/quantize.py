@@ -40,12 +40,14 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, save_tensors_data
 
+from evaluation.evaluate import heldout_synthetic
+from evaluation.photo_eval import service_pipeline
 from model_export.checkpoint import sha256_of
-from model_export.photo_eval import MAX_PIXELS
+from model_export.data.people import DataError, lsp_records
 from model_export.provenance import command_line
-from service.core.contract import PROVENANCE, ModelMetadata
+from pose.contract import PROVENANCE, ModelMetadata
 from service.inference.engine import Engine, ModelLoadError
-from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
+from service.inference.pipeline import PredictOptions, Upload
 
 METHODS: dict[str, CalibrationMethod] = {
     "minmax": CalibrationMethod.MinMax,
@@ -77,7 +79,7 @@ def service_inputs(engine: Engine, uploads: Sequence[Upload], boxes: Sequence[tu
         stride = engine.info.metadata.heatmap_stride
         return np.zeros((len(batch), engine.info.metadata.num_joints, height // stride, width // stride), np.float32)
 
-    pipeline = Pipeline(engine.info, DirectInference(record), MAX_PIXELS)
+    pipeline = service_pipeline(engine.info, record)
 
     async def all_uploads() -> None:
         for upload, box in zip(uploads, boxes, strict=True):
@@ -89,8 +91,6 @@ def service_inputs(engine: Engine, uploads: Sequence[Upload], boxes: Sequence[tu
 
 def lsp_calibration(engine: Engine, lsp: Path, count: int, seed: int = 0) -> Calibration:
     """``count`` inputs from LSP's training split: half person boxes, half whole photos."""
-    from model_export.data.people import DataError, lsp_records
-
     try:
         records = lsp_records(lsp, LSP_TRAIN, source="lsp-train")
     except DataError as exc:
@@ -112,8 +112,6 @@ def folder_calibration(engine: Engine, folder: Path, count: int) -> Calibration:
 
 def synthetic_calibration(engine: Engine, count: int) -> Calibration:
     """``count`` held-out synthetic figures (the training crops of the built-in dataset)."""
-    from model_export.evaluate import heldout_synthetic
-
     samples = heldout_synthetic(count)
     inputs = np.stack([np.asarray(samples[i]["image"], np.float32) for i in range(len(samples))])
     if inputs.shape[1:] != (3, *engine.info.metadata.input_size):

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
 
 Refine = Literal["none", "quarter", "dark"]
 REFINE_METHODS: tuple[str, ...] = ("none", "quarter", "dark")

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
-from service.core.layout import MPII
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
+from pose.layout import MPII
 from service.inference.engine import default_max_batch
 from service.settings import Settings
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.core.layout import KeypointLayout
+from pose.layout import KeypointLayout
 
 # the graph's one input, (N, 3, H, W) float32 RGB in [0, 1], and its output, (N, K, H/stride, W/stride) float32
 INPUT_NAME = "image"

@@ -32,11 +32,12 @@ import numpy as np
 from model_export.data.lsp import LSP_JOINTS
 from model_export.data.people import DataError, PersonRecord
 from model_export.metrics import PCKhResult, pckh
-from service.core.codec import Refine
-from service.core.layout import MPII, MPII_JOINTS, KeypointLayout
+from pose.codec import Refine
+from pose.layout import MPII, MPII_JOINTS, KeypointLayout
+from service.imaging.decode import Decoder
 from service.inference.engine import ModelInfo
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
-from service.settings import Settings
+from service.settings import DEFAULT_MAX_PIXELS
 
 MODES: tuple[str, ...] = ("box", "whole")
 PCK_THRESHOLD = 0.2
@@ -45,7 +46,11 @@ LSP_INDICES: tuple[int, ...] = tuple(MPII_JOINTS.index(name) for name in LSP_JOI
 LIMB_INDICES: tuple[int, ...] = tuple(
     MPII_JOINTS.index(name) for name in LSP_JOINTS if name not in ("upper_neck", "head_top")
 )
-MAX_PIXELS: int = Settings.model_fields["max_pixels"].default  # the service's default POSE_MAX_PIXELS
+
+
+def service_pipeline(info: ModelInfo, run: Callable[[np.ndarray], np.ndarray]) -> Pipeline:
+    """The service's pipeline around a blocking model call, at the service's default pixel limit."""
+    return Pipeline(info, DirectInference(run), Decoder(DEFAULT_MAX_PIXELS))
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def predict_photos(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    pipeline = Pipeline(info, DirectInference(run), MAX_PIXELS)
+    pipeline = service_pipeline(info, run)
 
     async def all_photos() -> np.ndarray:
         out = np.zeros((len(records), info.metadata.num_joints, 2))

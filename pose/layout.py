@@ -48,6 +48,14 @@ MPII_SKELETON: tuple[tuple[int, int], ...] = (
     (14, 15),  # left forearm
 )
 
+# RGB per body side, for every picture of a skeleton: the service's overlay, the training previews and the demo page
+# (service/http/static/index.html restates them in CSS).
+SIDE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "left": (56, 132, 255),
+    "right": (255, 122, 26),
+    "center": (40, 200, 120),
+}
+
 
 @dataclass(frozen=True)
 class KeypointLayout:

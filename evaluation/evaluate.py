@@ -1,12 +1,12 @@
 """`python -m model_export evaluate`: PCKh of a training checkpoint or an ONNX model; PCK@0.2 on real photos.
 
 ``--dataset lsp-test`` scores LSP's test photos through the service's own pipeline
-(:mod:`model_export.photo_eval`), ``lsp-val`` its validation photos (im0901-im1000, held out of
+(:mod:`evaluation.photo_eval`), ``lsp-val`` its validation photos (im0901-im1000, held out of
 training) the same way, ``coco`` the people of a COCO keypoints file (``--coco-annotations``); the
 rest of this module scores crops:
 
 The model runs on top-down crops; its last stack's heatmaps go through the service's decoder
-(:class:`service.core.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
+(:class:`pose.codec.HeatmapCodec`), optionally averaged with the mirrored crop's heatmaps
 (flip test). On MPII the predictions are mapped back to the original image with each sample's
 ``inverse`` matrix and scored there against the official ground truth and head boxes; on the
 synthetic figures they are scored in crop pixels with each figure's own head size.
@@ -20,21 +20,27 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from evaluation import photo_eval
+from model_export.checkpoint import CheckpointError, TrainingCheckpoint
+from model_export.data import mpii
+from model_export.data.augment import default_codec
 from model_export.data.lsp import LSP_TEST
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
+from model_export.data.people import DataError, PersonRecord, coco_records, lsp_records
 from model_export.data.sources import DEFAULT_DATA_ROOT, LSP_VAL
+from model_export.data.synthetic import SyntheticPoseDataset
 from model_export.metrics import PCKhResult, pckh
-from service.core.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
-from service.core.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
-from service.core.geometry import Affine
-from service.core.layout import KeypointLayout
-
-if TYPE_CHECKING:
-    from model_export.data.people import PersonRecord
+from pose.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
+from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, ModelMetadata
+from pose.geometry import Affine
+from pose.layout import KeypointLayout
+from service.inference.engine import Engine, ModelInfo, ModelLoadError
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
@@ -62,8 +68,6 @@ class OnnxRunner:
     """An exported model loaded by the service's own engine (its contract checks included), on the CPU."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from service.inference.engine import Engine, ModelLoadError
-
         path = Path(path)
         if not path.is_file():
             raise EvaluationError(f"{path}: ONNX model not found")
@@ -92,9 +96,6 @@ class TorchRunner:
         device: str = "cpu",
         description: str = "torch",
     ) -> None:
-        import torch
-
-        self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.layout = layout or KeypointLayout.default_for(model.joints)
@@ -105,8 +106,6 @@ class TorchRunner:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> TorchRunner:
         """Load a training checkpoint (``model`` state dict + ``config``, as ``train`` writes it)."""
-        from model_export.checkpoint import CheckpointError, TrainingCheckpoint
-
         try:
             checkpoint = TrainingCheckpoint.read(path)
             model, layout = checkpoint.build_model(), checkpoint.keypoint_layout()
@@ -116,7 +115,6 @@ class TorchRunner:
         return cls(model, layout, checkpoint.input_size, device=device, description=f"checkpoint:{path}")
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        torch = self.torch
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(images, np.float32)).to(self.device)
             return self.model(x)[:, -1].float().cpu().numpy()
@@ -204,8 +202,6 @@ def report(results: dict[float, PCKhResult], layout: KeypointLayout, meta: dict[
 
 # ------------------------------------------------------------------ CLI
 def configure(parser: argparse.ArgumentParser) -> None:
-    from model_export.data import mpii
-
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", metavar="CKPT", help="a training checkpoint (.pt)")
     model.add_argument("--onnx", metavar="MODEL", help="an exported ONNX model")
@@ -257,12 +253,8 @@ def _positive_int(text: str) -> int:
 
 def build_dataset(args: argparse.Namespace, runner: Runner) -> Sequence[dict[str, Any]]:
     """The evaluation split named by ``--dataset``."""
-    from model_export.data.augment import default_codec
-
     codec = default_codec(runner.input_size)
     if args.dataset == "mpii":
-        from model_export.data import mpii
-
         if getattr(args, "mpii_headboxes", None) is None:
             raise MPIIDataError("--mpii-headboxes is required for MPII PCKh: the path of mpii_gt_val.mat")
         return mpii.dataset_from_args(args, "val", codec=codec)
@@ -271,8 +263,6 @@ def build_dataset(args: argparse.Namespace, runner: Runner) -> Sequence[dict[str
 
 def heldout_synthetic(count: int, codec: HeatmapCodec | None = None, base_seed: int = 0) -> Sequence[dict[str, Any]]:
     """The first ``count`` figures of the synthetic held-out split, prepared as for training's validation."""
-    from model_export.data.synthetic import SyntheticPoseDataset
-
     return SyntheticPoseDataset("heldout", length=count, base_seed=base_seed, codec=codec)
 
 
@@ -324,10 +314,6 @@ def _progress_bar() -> Callable[[int, int], None] | None:
     """A tqdm bar on stderr when tqdm is installed and stderr is a terminal."""
     if not sys.stderr.isatty():
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
     bar: list[Any] = []
 
     def update(done: int, total: int) -> None:
@@ -343,9 +329,6 @@ def _progress_bar() -> Callable[[int, int], None] | None:
 # ------------------------------------------------------------------ real photos
 def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], np.ndarray], str]:
     """``(ModelInfo, blocking model call, description)`` of ``--onnx`` (the service's engine) or ``--checkpoint``."""
-    from service.core.contract import ModelMetadata
-    from service.inference.engine import ModelInfo
-
     if args.onnx:
         engine = OnnxRunner(args.onnx).engine
         return engine.info, engine.run, f"onnx:{args.onnx}"
@@ -357,8 +340,6 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
 
 def photo_records(args: argparse.Namespace) -> list[PersonRecord]:
     """The annotated people ``--dataset`` names (LSP's test or validation split, or a COCO keypoints file)."""
-    from model_export.data.people import DataError, coco_records, lsp_records
-
     if args.dataset == "coco":
         if args.coco_annotations is None:
             raise DataError("--dataset coco needs --coco-annotations (a COCO person-keypoints JSON file)")
@@ -371,9 +352,6 @@ def photo_records(args: argparse.Namespace) -> list[PersonRecord]:
 
 def run_photos(args: argparse.Namespace) -> int:
     """``--dataset lsp-test``, ``lsp-val`` or ``coco``: PCK@0.2 per joint, over 14 and 12 limb joints, per mode."""
-    from model_export import photo_eval
-    from model_export.data.people import DataError
-
     modes = photo_eval.MODES if args.mode == "both" else (args.mode,)
     try:
         info, model_call, description = photo_model(args)
