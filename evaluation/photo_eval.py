@@ -25,6 +25,7 @@ import math
 import mimetypes
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,9 +36,10 @@ from model_export.metrics import PCKhResult, pckh
 from pose.codec import Refine
 from pose.layout import MPII, MPII_JOINTS, KeypointLayout
 from service.imaging.decode import Decoder
+from service.inference.detector import PersonDetector
 from service.inference.engine import ModelInfo
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
-from service.settings import DEFAULT_MAX_PIXELS
+from service.settings import DEFAULT_MAX_CROPS, DEFAULT_MAX_PEOPLE, DEFAULT_MAX_PIXELS
 
 MODES: tuple[str, ...] = ("box", "whole")
 PCK_THRESHOLD = 0.2
@@ -48,9 +50,23 @@ LIMB_INDICES: tuple[int, ...] = tuple(
 )
 
 
-def service_pipeline(info: ModelInfo, run: Callable[[np.ndarray], np.ndarray]) -> Pipeline:
-    """The service's pipeline around a blocking model call, at the service's default pixel limit."""
-    return Pipeline(info, DirectInference(run), Decoder(DEFAULT_MAX_PIXELS))
+def service_pipeline(
+    info: ModelInfo, run: Callable[[np.ndarray], np.ndarray], detector: PersonDetector | None = None
+) -> Pipeline:
+    """The service's pipeline around a blocking model call (and ``detector`` for whole photos, if any), at the
+    service's default limits."""
+    decoder = Decoder(DEFAULT_MAX_PIXELS)
+    people = detector.info.options.max_people if detector is not None else DEFAULT_MAX_PEOPLE
+    return Pipeline(info, DirectInference(run), decoder, detector, people, DEFAULT_MAX_CROPS)
+
+
+def photo_upload(path: Path) -> Upload:
+    """A photo file as the upload ``POST /predict`` would get (DataError when it cannot be read)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read the photo {path}: {exc.strerror or exc}") from exc
+    return Upload(data, mimetypes.guess_type(path.name)[0], path.name)
 
 
 @dataclass(frozen=True)
@@ -143,24 +159,23 @@ def predict_photos(
     mode: str,
     refine: Refine = "quarter",
     flip: bool = False,
+    detector: PersonDetector | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Keypoints ``(N, K, 2)`` in image pixels for each record's photo, as ``POST /predict`` returns them.
+    """Keypoints ``(N, K, 2)`` in image pixels for each record's photo, as ``POST /predict`` returns them at the
+    top level.
 
-    ``run`` is the blocking model call (``(N, 3, H, W)`` -> heatmaps), ``mode`` ``box`` or ``whole``.
+    ``run`` is the blocking model call (``(N, 3, H, W)`` -> heatmaps), ``mode`` ``box`` or ``whole`` (the whole
+    photo through ``detector`` when given, as the service with its default settings).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    pipeline = service_pipeline(info, run)
+    pipeline = service_pipeline(info, run, None if mode == "box" else detector)
 
     async def all_photos() -> np.ndarray:
         out = np.zeros((len(records), info.metadata.num_joints, 2))
         for i, record in enumerate(records):
-            try:
-                data = record.image.read_bytes()
-            except OSError as exc:
-                raise DataError(f"cannot read the photo {record.image}: {exc.strerror or exc}") from exc
-            upload = Upload(data, mimetypes.guess_type(record.image.name)[0], record.image.name)
+            upload = photo_upload(record.image)
             options = PredictOptions(refine=refine, flip=flip, bbox=record.box() if mode == "box" else None)
             [prediction] = await pipeline.predict_uploads([upload], options)
             out[i] = prediction.points

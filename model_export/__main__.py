@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("model_export.summary", "parameter count and multiply-accumulates"),
     "convert": ("model_export.convert", "convert a published checkpoint to ONNX"),
     "export": ("model_export.export", "export one of our training checkpoints to ONNX"),
+    "person-detector": ("model_export.person_detector", "the packaged NanoDet person detector as ONNX"),
     "quantize": ("evaluation.quantize", "int8 twin of an ONNX model, calibrated on service-made inputs"),
     "deepen": ("model_export.deepen", "more stacks for a trained model, with the same predictions"),
     "train": ("model_export.train", "train a stacked hourglass"),

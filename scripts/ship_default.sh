@@ -7,8 +7,9 @@
 #   weights/default.json  its evaluations: LSP test through the service's pipeline (with and without the person box;
 #                         plain, and with flip + DARK) and LSP validation (im0901-im1000, the split that picks models)
 #                         when the LSP data is at $DATA/lsp, the COCO test photo's skier (tests/data, the limb
-#                         counts of tests/test_service_photo.py), and held-out synthetic PCKh
-#                         (the floor of tests/test_default_model.py, which CI can recompute without any dataset)
+#                         counts of tests/test_service_photo.py), held-out synthetic PCKh (the floor of
+#                         tests/test_default_model.py, which CI can recompute without any dataset), and every person
+#                         of coco_subset's val2017 photos behind the person detector when it is at $DATA/coco_subset
 # Usage: scripts/ship_default.sh [CHECKPOINT]   (default runs/default/finish/last.pt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,11 @@ if [ -f "$DATA/lsp/joints.mat" ]; then
     --json "$tmp/lsp_val.json"
 else
   echo "warning: no LSP data at $DATA/lsp: default.json gets the synthetic evaluation only" >&2
+fi
+if [ -f "$DATA/coco_subset/person_keypoints.json" ]; then  # every person of whole photos, behind the detector
+  "$PY" -m model_export evaluate --onnx weights/default.onnx --dataset coco --mode people --coco-split val2017 \
+    --coco-annotations "$DATA/coco_subset/person_keypoints.json" --coco-images "$DATA/coco_subset/images" \
+    --json "$tmp/coco_val_people.json"
 fi
 "$PY" - "$tmp" weights/default.json <<'EOF'
 import json, pathlib, sys

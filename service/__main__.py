@@ -1,7 +1,7 @@
 """``python -m service``: check the model, then serve it with uvicorn.
 
-A missing, unreadable or non-conforming model exits with status 1 and one line naming the
-file and the reason, before the port is bound. SIGTERM/SIGINT flip ``/readyz`` to 503 first,
+A missing, unreadable or non-conforming model or person detector exits with status 1 and one line naming
+the file and the reason, before the port is bound. SIGTERM/SIGINT flip ``/readyz`` to 503 first,
 then uvicorn shuts down gracefully.
 """
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from service.allocator import share_one_heap
 from service.http.app import create_app
+from service.inference.detector import PersonDetector
 from service.inference.engine import Engine, ModelLoadError
 from service.server.draining import serve
 from service.settings import Settings
@@ -39,10 +40,11 @@ def main() -> int:
         logging.getLogger("service").warning("no glibc: freed image memory may stay in the process (service.allocator)")
     try:
         engine = Engine.from_settings(settings)
+        detector = PersonDetector.from_settings(settings)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, detector)
     return 0 if serve(app, settings, app.state.services.readiness) else EXIT_STARTUP_FAILED
 
 

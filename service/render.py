@@ -23,8 +23,9 @@ from pose.errors import PoseError
 from pose.geometry import RESIZE_MODES, parse_bbox
 from service.http.schemas import ModelRef, PoseResult
 from service.imaging.overlay import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, OUTPUT_FORMATS, encode, overlay_picture
+from service.inference.detector import PersonDetector
 from service.inference.engine import Engine, ModelLoadError
-from service.inference.pipeline import PredictOptions, Upload, build_pipeline
+from service.inference.pipeline import PredictOptions, Upload, build_pipeline, people_marks
 from service.settings import Settings
 
 
@@ -56,15 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         engine = Engine.from_settings(settings, args.model)
-        pipeline = build_pipeline(engine, settings)  # decodes and predicts as the service does
+        detector = PersonDetector.from_settings(settings)
+        pipeline = build_pipeline(engine, settings, detector=detector)  # decodes and predicts as the service does
         upload = Upload(args.image.read_bytes(), mimetypes.guess_type(args.image.name)[0], args.image.name)
         options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
         [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=True))
         reread = pipeline.rereader(upload)
         picture = overlay_picture(
             prediction.decoded(),
-            prediction.points,
-            prediction.scores,
+            people_marks(prediction),
             pipeline.layout,
             reread,
             args.threshold,
@@ -84,9 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = ModelRef(name=engine.info.name, version=engine.info.version)
         print(PoseResult.from_prediction(prediction, pipeline.layout.names, model).model_dump_json(indent=2))
     strong = int((prediction.scores >= args.threshold).sum())
+    found = f"{len(prediction.people)} {'person' if len(prediction.people) == 1 else 'people'}"
     print(
-        f"wrote {args.out} ({picture.width}x{picture.height}, {fmt}): {len(prediction.scores)} keypoints, "
-        f"{strong} scoring at least {args.threshold}",
+        f"wrote {args.out} ({picture.width}x{picture.height}, {fmt}): {found}; the first: {len(prediction.scores)} "
+        f"keypoints, {strong} scoring at least {args.threshold}",
         file=sys.stderr,
     )
     return 0

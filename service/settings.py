@@ -13,7 +13,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "weights" / "default.onnx"
-DEFAULT_MAX_PIXELS = 50_000_000  # POSE_MAX_PIXELS; offline callers of the pipeline (evaluation) use it too
+DEFAULT_DETECTOR_PATH = REPO_ROOT / "weights" / "person_detector.onnx"
+# defaults offline callers of the pipeline (evaluation) use too
+DEFAULT_MAX_PIXELS = 50_000_000  # POSE_MAX_PIXELS
+DEFAULT_MAX_PEOPLE = 20  # POSE_MAX_PEOPLE
+DEFAULT_MAX_CROPS = 24  # POSE_MAX_CROPS
+DEFAULT_DETECTOR_MIN_SCORE = 0.3  # POSE_DETECTOR_MIN_SCORE
+DEFAULT_DETECTOR_NMS_IOU = 0.6  # POSE_DETECTOR_NMS_IOU
 PREFERRED_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
@@ -29,6 +35,35 @@ class Settings(BaseSettings):
 
     model_path: Path = Field(
         DEFAULT_MODEL_PATH, description="ONNX model file to serve (relative paths: from the working directory)."
+    )
+    detector_path: Path | None = Field(
+        DEFAULT_DETECTOR_PATH,
+        description="ONNX person detector that finds the people of a photo sent without `bbox` (an explicit empty "
+        "value turns it off: one pose of the whole photo, letterboxed).",
+    )
+    detector_min_score: float = Field(
+        DEFAULT_DETECTOR_MIN_SCORE,
+        gt=0,
+        lt=1,
+        description="Lowest detector score that makes a person (weights/README.md: recall and precision).",
+    )
+    detector_nms_iou: float = Field(
+        DEFAULT_DETECTOR_NMS_IOU,
+        gt=0,
+        le=1,
+        description="Detections overlapping a better one by more than this IoU are the same person.",
+    )
+    max_people: int = Field(
+        DEFAULT_MAX_PEOPLE,
+        ge=1,
+        le=100,
+        description="Most people answered per image, and the default and largest `max_people` a request may ask for.",
+    )
+    max_crops: int = Field(
+        DEFAULT_MAX_CROPS,
+        ge=1,
+        description="Most person crops one request sends to the pose model (a `/predict/batch` of crowded photos; at "
+        "least one per image): each image keeps its most prominent person, the rest are taken in order until the cap.",
     )
     host: str = Field("0.0.0.0", description="Interface the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server.")
@@ -166,6 +201,11 @@ class Settings(BaseSettings):
             return tuple(PROVIDER_ALIASES.get(str(p).lower(), str(p)) for p in value)
         return value
 
+    @field_validator("detector_path", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -177,8 +217,8 @@ def settings_table() -> str:
     rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
     for name, info in Settings.model_fields.items():
         default = info.default
-        if name == "model_path":
-            default = "weights/default.onnx"
+        if name in ("model_path", "detector_path"):
+            default = f"weights/{default.name}"
         if default is None or default == ():
             shown = "(unset)"
         else:

@@ -121,6 +121,19 @@ def test_frameworks(results: Path) -> None:
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in doc["load"])
 
 
+def test_people(results: Path) -> None:
+    """Photos of 1, 2, 4 and 8 skiers through the person detector (a tiny random pose model: the boxes are the
+    detector's), beside the single-person path and the bare calls."""
+    r = load(results, "people")["results"]
+    rows = {row["case"]: row for row in r["rows"]}
+    assert list(rows) == ["single-person path", "1 people", "2 people", "4 people", "8 people"]
+    assert rows["single-person path"]["people_answered"] == [1] and rows["single-person path"]["detect_ms"] == 0
+    assert [rows[f"{n} people"]["people_answered"] for n in (1, 2, 4, 8)] == [[1], [2], [4], [8]]
+    assert all(rows[f"{n} people"]["detect_ms"] > 0 for n in (1, 2, 4, 8))
+    assert rows["1 people"]["ms_per_extra_person"] is None and rows["8 people"]["ms_per_extra_person"] is not None
+    assert set(r["bare"]) == {"bare pose call", "bare detector call"}
+
+
 def test_accuracy_speed(results: Path) -> None:
     """Every model scored on the same crops of the fake LSP's three test photos, timed, and plotted."""
     doc = load(results, "accuracy_speed")
@@ -188,6 +201,7 @@ def test_report_renders_every_table(results: Path, tmp_path: Path) -> None:
         "Service overhead",
         "Throughput under load",
         "Large uploads",
+        "Every person in the photo",
         "JPEG decode stage alone",
         "Heatmap decoder",
         "Dynamic batching",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from pose.layout import MPII
 from tests.helpers.server import ServiceProcess
@@ -220,3 +221,50 @@ def test_api_reference_renders_offline(browser: object, start_service, constant_
     assert {"/predict", "/predict/batch", "/predict/render"} <= set(paths), paths
     assert not elsewhere, f"the page asked other origins for {elsewhere}"
     assert not errors, errors
+
+
+def test_page_lists_every_person_and_shows_the_clicked_ones_keypoints(browser: object, tmp_path: Path) -> None:
+    """The shipped model and person detector on the test photo twice side by side: two people listed and drawn;
+    a click on a person (its button, or inside its box on the canvas) shows that person's keypoint table."""
+    photo = Image.open(PHOTO).convert("RGB")
+    both = Image.new("RGB", (2 * photo.width, photo.height))
+    both.paste(photo, (0, 0))
+    both.paste(photo, (photo.width, 0))
+    pair = tmp_path / "two_skiers.png"
+    both.save(pair)
+    repo = PHOTO.parents[2]
+    with ServiceProcess(
+        repo / "weights" / "default.onnx", detector_path=repo / "weights" / "person_detector.onnx"
+    ) as s:
+        with httpx.Client(base_url=s.url, timeout=30) as client:
+            answer = client.post("/predict", files={"file": (pair.name, pair.read_bytes(), "image/png")}).json()
+        people = answer["people"]
+        assert len(people) == 2
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.goto(s.url + "/")
+        page.set_input_files("#file", str(pair))
+        page.wait_for_function("() => document.querySelectorAll('#people button').length === 2")
+        assert page.inner_text("#status").startswith("2 people")
+        assert page.get_attribute("#people li:nth-child(1) button", "aria-pressed") == "true"
+
+        def shown_x() -> list[str]:
+            return [row[2] for row in table_rows(page)]
+
+        assert shown_x() == [f"{k['x']:.1f}" for k in people[0]["keypoints"]]
+        page.click("#people li:nth-child(2) button")
+        assert shown_x() == [f"{k['x']:.1f}" for k in people[1]["keypoints"]]
+        assert page.inner_text("#keypoints-title") == "Keypoints of person 2"
+
+        # a click inside the first person's box on the canvas selects it again
+        box, canvas = people[0]["box"], page.locator("#canvas").bounding_box()
+        scale = canvas["width"] / both.width
+        page.mouse.click(canvas["x"] + (box["x"] + box["width"] / 2) * scale, canvas["y"] + (box["y"] + 10) * scale)
+        page.wait_for_function("() => document.querySelector('#keypoints-title').textContent.endsWith('person 1')")
+        assert shown_x() == [f"{k['x']:.1f}" for k in people[0]["keypoints"]]
+        page.screenshot(path=str(os.environ.get("DEMO_SHOT", tmp_path / "two_people.png")), full_page=True)
+        context.close()
+    assert not problems, problems

@@ -145,5 +145,5 @@ def test_one_json_log_line_per_request_without_image_bytes(constant_server: Serv
     assert line["duration_ms"] > 0
     assert line["request_bytes"] == len(secret_bytes)
     assert line["image"] == {"width": 64, "height": 48, "count": 1}
-    assert set(line["timings_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+    assert set(line["timings_ms"]) == {"decode", "detect", "preprocess", "inference", "postprocess"}
     assert "flip" not in json.dumps(line)

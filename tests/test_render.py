@@ -22,6 +22,7 @@ from pose.layout import MPII, SIDE_COLOURS, KeypointLayout
 from service.imaging import reader
 from service.imaging.overlay import (
     FADED_ALPHA,
+    Marks,
     draw_skeleton,
     line_width_for,
     output_size,
@@ -250,8 +251,15 @@ def test_render_overlay_maps_a_reduced_decode_to_the_full_frame() -> None:
     """Keypoints in a 2000x1000 frame, picture decoded at 1/4: the dot lands at the same place."""
     layout = KeypointLayout(names=("left_x",))
     reduced = Image.new("RGB", (500, 250), GREY)
-    picture = render_overlay(reduced, [(1499.5, 499.5, 1.0)], layout, max_side=1000, frame_size=(2000, 1000))
+    marks = [Marks([(1499.5, 499.5, 1.0)], box=(1000.0, 100.0, 800.0, 800.0))]
+    picture = render_overlay(reduced, marks, layout, max_side=1000, frame_size=(2000, 1000))
     assert picture.size == (1000, 500)
     pixels = np.asarray(picture)
     assert tuple(pixels[250, 750]) == SIDE_COLOURS["left"]  # (1499.5 + 0.5) / 2 - 0.5 = 749.5
     assert tuple(pixels[250, 600]) == GREY
+    # the person box, scaled by a half with the frame: its left side at x = 500 (a white line on a dark outline),
+    # from y = 50 to 450
+    for row in (60, 250, 440):
+        side = [tuple(pixels[row, x]) for x in range(498, 506)]
+        assert any(min(p) > 200 for p in side) and any(max(p) < 60 for p in side), (row, side)
+    assert tuple(pixels[20, 502]) == GREY and tuple(pixels[250, 520]) == GREY

@@ -89,7 +89,7 @@ def test_operational_endpoints(constant_server, constant_peaks):
         answer = client.post("/predict", files={"file": ("a.png", GOOD)})
         body = answer.json()
         assert body["model"] == {"name": "constant-test", "version": "1"}
-        assert set(body["timings_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+        assert set(body["timings_ms"]) == {"decode", "detect", "preprocess", "inference", "postprocess"}
         assert all(v >= 0 for v in body["timings_ms"].values())
         # the same stages in Server-Timing, plus the whole time in the app, which contains them
         timing = parse_server_timing(answer.headers["server-timing"])
@@ -113,7 +113,7 @@ def test_operational_endpoints(constant_server, constant_peaks):
         assert {"/predict", "/predict/batch", "/healthz", "/readyz", "/model", "/metrics"} <= set(openapi["paths"])
         predict = openapi["paths"]["/predict"]["post"]
         assert {"multipart/form-data", "image/*"} <= set(predict["requestBody"]["content"])
-        assert {p["name"] for p in predict["parameters"]} == {"resize", "refine", "flip", "bbox"}
+        assert {p["name"] for p in predict["parameters"]} == {"resize", "refine", "flip", "bbox", "max_people"}
         assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/PoseResult")
         for status in ("200", "415"):
             assert {"X-Request-ID", "Server-Timing"} <= set(predict["responses"][status]["headers"])

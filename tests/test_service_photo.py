@@ -25,6 +25,7 @@ from pose.layout import MPII_JOINTS
 from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 DEFAULT_MODEL = REPO_ROOT / "weights" / "default.onnx"
+DETECTOR = REPO_ROOT / "weights" / "person_detector.onnx"
 WIDTH, HEIGHT = 640, 425
 # COCO val2017 annotation 442619 of image 785 (the skier; CC BY 4.0), read by the evaluation's own loader: the 12
 # limb joints both skeletons share, in image pixels, and the person box.
@@ -53,7 +54,8 @@ def photo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def photo_server(photo_model) -> Iterator[ServiceProcess]:
-    with ServiceProcess(photo_model) as server:
+    """The service as it ships: the photo's model, behind the shipped person detector."""
+    with ServiceProcess(photo_model, detector_path=DETECTOR) as server:
         yield server
 
 
@@ -128,7 +130,8 @@ def limb_errors(body: dict) -> dict[str, float]:
 @pytest.mark.slow
 def test_evaluate_counts_what_the_server_answers(photo_server, photo_model, coco_image, tmp_path):
     """``evaluate --dataset coco`` (the command behind the model card's skier counts) scores exactly what
-    ``POST /predict`` returns, with the box and without; any model will do."""
+    ``POST /predict`` returns with its default settings (the person detector for the whole photo), with the box and
+    without; any model will do."""
     out = tmp_path / "coco.json"
     argv = ["evaluate", "--onnx", str(photo_model), "--dataset", "coco", "--coco-annotations", str(COCO_KEYPOINTS)]
     assert model_export_main([*argv, "--json", str(out)]) == 0

@@ -68,6 +68,7 @@ class CocoPerson:
     box: tuple[float, float, float, float]  # (x, y, w, h)
     alone: bool  # the only person annotated in its image (crowd regions count as people)
     annotation_id: int | None = None
+    area: float | None = None  # COCO's segment area (the OKS scale), when the file gives it
 
 
 def to_mpii(keypoints: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +89,9 @@ def to_mpii(keypoints: Any) -> tuple[np.ndarray, np.ndarray]:
     return joints, labelled
 
 
-def load(path: str | Path) -> list[CocoPerson]:
-    """The people of a COCO keypoints file, in the file's annotation order."""
+def load(path: str | Path, split: str | None = None) -> list[CocoPerson]:
+    """The people of a COCO keypoints file, in the file's annotation order; with ``split``, only those of the
+    images whose ``coco_split`` is that (``val2017``: the evaluation photos of ``coco_subset``)."""
     path = Path(path)
     if not path.is_file():
         raise CocoDataError(f"{path}: file not found; expected a COCO person-keypoints JSON file")
@@ -100,9 +102,15 @@ def load(path: str | Path) -> list[CocoPerson]:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise CocoDataError(f"{path}: expected an object with 'images' and 'annotations' lists (COCO's format)")
     try:
-        names = {image["id"]: str(image["file_name"]) for image in data["images"]}
+        names = {
+            image["id"]: str(image["file_name"])
+            for image in data["images"]
+            if split is None or image.get("coco_split") == split
+        }
         annotations = [
-            a for a in data.get("annotations", []) if a.get("category_id", PERSON_CATEGORY) == PERSON_CATEGORY
+            a
+            for a in data.get("annotations", [])
+            if a.get("category_id", PERSON_CATEGORY) == PERSON_CATEGORY and (split is None or a["image_id"] in names)
         ]
         per_image = Counter(a["image_id"] for a in annotations)
         people = []
@@ -118,7 +126,8 @@ def load(path: str | Path) -> list[CocoPerson]:
             if not (w > 0 and h > 0):
                 raise CocoDataError(f"{path}: annotation {a.get('id')} has bbox {a['bbox']}; expected [x, y, w, h]")
             alone = per_image[a["image_id"]] == 1
-            people.append(CocoPerson(names[a["image_id"]], joints, labelled, (x, y, w, h), alone, a.get("id")))
+            area = float(a["area"]) if a.get("area") else None
+            people.append(CocoPerson(names[a["image_id"]], joints, labelled, (x, y, w, h), alone, a.get("id"), area))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise CocoDataError(f"{path}: malformed COCO keypoints entry ({type(exc).__name__}: {exc})") from exc
     return people

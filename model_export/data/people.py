@@ -56,6 +56,7 @@ class PersonRecord:
     alone: bool = True  # the only annotated person in its image (a whole-image crop shows just them)
     source: str = ""
     person_box: tuple[float, float, float, float] | None = None  # an annotated box (COCO's), pixel edges
+    area: float | None = None  # an annotated person area (COCO's segment area, the OKS scale)
 
     def box(self) -> tuple[float, float, float, float]:
         """The person box ``(x, y, w, h)`` in pixel-edge coordinates (the API's ``bbox``): the annotated one,
@@ -140,16 +141,19 @@ def mpii_records(images: str | Path, annotations: str | Path, source: str = "mpi
     ]
 
 
-def coco_records(annotations: str | Path, images: str | Path, source: str = "coco") -> list[PersonRecord]:
-    """Records of a COCO person-keypoints file (the 12 limb joints, COCO's person boxes); images in ``images``."""
+def coco_records(
+    annotations: str | Path, images: str | Path, source: str = "coco", split: str | None = None
+) -> list[PersonRecord]:
+    """Records of a COCO person-keypoints file (the 12 limb joints, COCO's person boxes); images in ``images``;
+    ``split`` keeps the photos of one ``coco_split`` only."""
     folder = Path(images)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found; expected the COCO images the annotations name")
     try:
-        people = load(annotations)
+        people = load(annotations, split)
     except CocoDataError as exc:
         raise DataError(str(exc)) from exc
-    return [PersonRecord(folder / p.image, p.joints, p.labelled, p.alone, source, p.box) for p in people]
+    return [PersonRecord(folder / p.image, p.joints, p.labelled, p.alone, source, p.box, p.area) for p in people]
 
 
 # ---------------------------------------------------------------- the dataset

@@ -32,6 +32,7 @@ from service.http.metrics import Metrics
 from service.http.middleware import ApiKey, Backpressure, MetricsMiddleware, RequestContext
 from service.imaging.decode import start_workers
 from service.inference.batching import batcher_for
+from service.inference.detector import PersonDetector
 from service.inference.engine import Engine
 from service.inference.pipeline import BatchedInference, DirectInference, build_pipeline
 from service.inference.readiness import Readiness, State
@@ -70,7 +71,7 @@ def install_inference(services: Services) -> None:
     if batcher is not None:
         services.metrics.queued_images.set_function(lambda: batcher.queued_images)
     inference = DirectInference(run_model) if batcher is None else BatchedInference(batcher.submit)
-    services.pipeline = build_pipeline(engine, settings, inference, services.workers)
+    services.pipeline = build_pipeline(engine, settings, inference, services.workers, services.detector)
 
 
 async def warm_up(engine: Engine, readiness: Readiness, runs: int) -> None:
@@ -94,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: Services = app.state.services
     if services.engine is None:
         services.engine = await anyio.to_thread.run_sync(Engine.from_settings, services.settings)
+        services.detector = await anyio.to_thread.run_sync(PersonDetector.from_settings, services.settings)
     engine = services.engine
     services.workers = await anyio.to_thread.run_sync(start_workers, services.settings)
     install_inference(services)
@@ -113,8 +115,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             services.workers.close()
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """The service; ``engine`` (already loaded) skips loading the model in the lifespan."""
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, detector: PersonDetector | None = None
+) -> FastAPI:
+    """The service; ``engine`` (already loaded, with ``detector`` when ``POSE_DETECTOR_PATH`` names one) skips
+    loading the models in the lifespan."""
     settings = settings or Settings()
     app = FastAPI(
         title="hourglass-serve",
@@ -124,7 +129,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         docs_url=None,  # served by service.http.docs with local assets
         redoc_url=None,
     )
-    services = Services(settings, Metrics(), Readiness(), engine=engine)
+    services = Services(settings, Metrics(), Readiness(), engine=engine, detector=detector)
     app.state.services = services  # the routes' one handle on it: service.http.dependencies
 
     # ---- middleware (the last added runs first) ----

@@ -15,6 +15,7 @@ from service.http.metrics import Metrics
 from service.http.uploads import UploadPace
 from service.imaging.decode import DecodeWorkers
 from service.inference.batching import DynamicBatcher
+from service.inference.detector import PersonDetector
 from service.inference.engine import Engine
 from service.inference.pipeline import Pipeline
 from service.inference.readiness import NotReady, Readiness, State
@@ -29,6 +30,7 @@ class Services:
     metrics: Metrics
     readiness: Readiness
     engine: Engine | None = None
+    detector: PersonDetector | None = None  # None: no detector (POSE_DETECTOR_PATH empty) or not loaded yet
     batcher: DynamicBatcher | None = None  # None: the pipeline calls the model directly
     pipeline: Pipeline | None = None
     workers: DecodeWorkers | None = None  # decode worker processes, started and stopped by the lifespan

@@ -22,9 +22,10 @@ from service.inference.pipeline import StageTimes
 
 disable_created_metrics()  # no `*_created` series: half the exposition size, nothing a dashboard uses
 
-STAGES: tuple[str, ...] = ("decode", "preprocess", "inference", "postprocess")
+STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "inference", "postprocess")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_PEOPLE_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
 
 
 class Metrics:
@@ -47,7 +48,7 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "pose_stage_duration_seconds",
-            "Time per pipeline stage (decode, preprocess, inference, postprocess).",
+            "Time per pipeline stage (decode and detect per image; preprocess, inference, postprocess per request).",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
@@ -56,6 +57,12 @@ class Metrics:
             "pose_inference_batch_size",
             "Images per model call (flip test doubles them).",
             buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.people = Histogram(
+            "pose_people_per_request",
+            "People answered per prediction request (all its images; the whole-photo fallback not counted).",
+            buckets=_PEOPLE_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge("pose_http_requests_in_flight", "HTTP requests being served.", registry=self.registry)
@@ -70,8 +77,9 @@ class Metrics:
     def observe_stages(self, timings: Sequence[StageTimes]) -> None:
         """One request's stage times: each image's decode, and its batch's other stages once."""
         for t in timings:
-            if t.decode > 0:
-                self.stage_seconds.labels("decode").observe(t.decode / 1000.0)
+            self.stage_seconds.labels("decode").observe(t.decode / 1000.0)
+            if t.detect > 0:
+                self.stage_seconds.labels("detect").observe(t.detect / 1000.0)
         if timings:
             batch = timings[0]
             for stage, ms in (

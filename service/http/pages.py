@@ -29,6 +29,7 @@ from service.imaging.overlay import (
     encode,
     overlay_picture,
 )
+from service.inference.pipeline import people_marks
 
 router = APIRouter()
 
@@ -103,8 +104,8 @@ async def predict_render(
     ] = DEFAULT_THRESHOLD,
     picture_format: Annotated[OutputFormat, Query(alias="format", description="Picture format.")] = "png",
 ) -> Response:
-    """Same input as `/predict` (multipart field `file` or raw `image/*` body); limbs are coloured by body side
-    (left blue, right orange, centre green)."""
+    """Same input as `/predict` (multipart field `file` or raw `image/*` body): every person's box and skeleton,
+    limbs coloured by body side (left blue, right orange, centre green)."""
     settings = services.settings
     uploads = await read_uploads(request, "file", 1, settings.max_upload_bytes, True, services.upload_pace)
     [prediction] = await predict_and_note(request, services, pipeline, uploads, options, keep_images=True)
@@ -114,7 +115,7 @@ async def predict_render(
     def draw() -> bytes:
         p = prediction
         try:
-            picture = overlay_picture(p.decoded(), p.points, p.scores, pipeline.layout, reread, threshold, max_side)
+            picture = overlay_picture(p.decoded(), people_marks(p), pipeline.layout, reread, threshold, max_side)
         finally:
             p.decoded().release()
         return encode(picture, picture_format)

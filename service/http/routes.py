@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from pose.codec import Refine
 from pose.geometry import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
 from service.http.dependencies import EngineDep, PipelineDep, Services, ServicesDep
+from service.http.errors import ApiError
 from service.http.middleware import ImageSummary, request_record
 from service.http.openapi import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
 from service.http.schemas import ErrorResponse, ModelDescription, ModelRef, PoseResult, Status
@@ -25,6 +26,8 @@ _RESULTS = TypeAdapter(list[PoseResult])
 
 
 async def predict_options(
+    request: Request,
+    services: ServicesDep,
     resize: Annotated[
         ResizeMode,
         Query(description="`letterbox`: keep the aspect ratio, pad both sides equally; `stretch`: fill the input."),
@@ -45,13 +48,26 @@ async def predict_options(
             description="Person box `x,y,w,h` in image pixels: cropped grown by 25% about its centre, "
             "then letterboxed. Finite numbers; it must overlap the image, and neither side may exceed "
             f"{MAX_BBOX_FACTOR:g} times the image's longer side (else 422).",
-            examples=["120,40,200,360"],
+            examples=["280,44,219,347"],
+        ),
+    ] = None,
+    max_people: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="Most people answered per image, the most prominent first (1 .. `POSE_MAX_PEOPLE`; default "
+            "`POSE_MAX_PEOPLE`, 10). Ignored with `bbox`, which answers exactly that one person.",
         ),
     ] = None,
 ) -> PredictOptions:
     """Query parameters shared by every prediction route (``async``: FastAPI would run a plain ``def``
     dependency in a worker thread, one more thread hop per request)."""
-    return PredictOptions(resize=resize, refine=refine, flip=flip, bbox=parse_bbox(bbox))
+    cap = services.settings.max_people
+    if len(request.query_params.getlist("max_people")) > 1:
+        raise ApiError(422, "invalid_request", "max_people: give it once")
+    if max_people is not None and max_people > cap:
+        raise ApiError(422, "invalid_request", f"max_people: at most {cap} (POSE_MAX_PEOPLE), got {max_people}")
+    return PredictOptions(resize=resize, refine=refine, flip=flip, bbox=parse_bbox(bbox), max_people=max_people)
 
 
 Options = Annotated[PredictOptions, Depends(predict_options)]
@@ -69,9 +85,11 @@ async def predict_and_note(
     predictions = await pipeline.predict_uploads(uploads, options, keep_images)
     timings = [p.timings for p in predictions]
     services.metrics.observe_stages(timings)
+    services.metrics.people.observe(sum(len(p.people) for p in predictions))
     batch = timings[0]  # the stages after decoding ran once for the whole batch
     stages = {
         "decode": sum(t.decode for t in timings),
+        "detect": sum(t.detect for t in timings),
         "preprocess": batch.preprocess,
         "inference": batch.inference,
         "postprocess": batch.postprocess,
@@ -151,8 +169,9 @@ async def readyz(services: ServicesDep) -> Status:
     tags=["ops"],
     summary="The served model",
 )
-async def model(engine: EngineDep) -> ModelDescription:
+async def model(engine: EngineDep, services: ServicesDep) -> ModelDescription:
     info = engine.info
+    detector = services.detector
     meta = info.metadata
     return ModelDescription(
         name=info.name,
@@ -166,6 +185,7 @@ async def model(engine: EngineDep) -> ModelDescription:
         providers=list(info.providers),
         architecture=meta.architecture,
         provenance=meta.provenance,
+        detector=None if detector is None else detector.info.describe(),
     )
 
 

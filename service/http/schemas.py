@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.inference.pipeline import Prediction
+from service.inference.pipeline import Person, Prediction
 
 
 class Keypoint(BaseModel):
@@ -30,28 +30,81 @@ class ModelRef(BaseModel):
 
 class Timings(BaseModel):
     decode: float = Field(description="Reading the image bytes into RGB pixels, ms.")
+    detect: float = Field(description="Finding the people (the person detector; 0 with `bbox` or no detector), ms.")
     preprocess: float = Field(description="Crop/letterbox and resize into the input tensor, ms.")
     inference: float = Field(description="Model run (including any queueing for a batch), ms.")
     postprocess: float = Field(description="Heatmaps to keypoints in image pixels, ms.")
 
 
+_KEYPOINTS_EXAMPLE = [
+    {"name": "right_ankle", "x": 412.3, "y": 377.9, "score": 0.83},
+    {"name": "right_knee", "x": 405.1, "y": 318.4, "score": 0.88},
+]
 _EXAMPLE: dict[str, Any] = {
-    "keypoints": [
-        {"name": "right_ankle", "x": 412.3, "y": 377.9, "score": 0.83},
-        {"name": "right_knee", "x": 405.1, "y": 318.4, "score": 0.88},
+    "keypoints": _KEYPOINTS_EXAMPLE,
+    "people": [
+        {
+            "box": {"x": 268.1, "y": 33.4, "width": 214.6, "height": 336.8},
+            "score": 0.61,
+            "source": "detector",
+            "keypoints": _KEYPOINTS_EXAMPLE,
+        }
     ],
     "image": {"width": 640, "height": 425},
     "model": {"name": "default", "version": "3f2a9c1b7d4e"},
-    "timings_ms": {"decode": 2.1, "preprocess": 0.6, "inference": 41.7, "postprocess": 0.3},
+    "timings_ms": {"decode": 2.1, "detect": 31.0, "preprocess": 0.6, "inference": 41.7, "postprocess": 0.3},
 }
 
 
+class Box(BaseModel):
+    x: float = Field(description="Left edge in image pixels (the image spans 0..width).")
+    y: float = Field(description="Top edge in image pixels.")
+    width: float
+    height: float
+
+
+class PersonResult(BaseModel):
+    """One person: the box its crop was grown from, and its keypoints."""
+
+    box: Box = Field(
+        description="Person box in image pixels: the detector's, the request's `bbox`, or the whole image."
+    )
+    score: float | None = Field(
+        description="The person detector's score (about 0..1); null for `bbox` and the whole image."
+    )
+    source: Literal["detector", "bbox", "whole_image"] = Field(
+        description="`detector`: found by the person detector; `bbox`: the request's box; `whole_image`: the whole "
+        "photo letterboxed (the detector is turned off)."
+    )
+    keypoints: list[Keypoint]
+
+    @classmethod
+    def from_person(cls, person: Person, names: tuple[str, ...]) -> PersonResult:
+        x, y, w, h = person.box
+        return cls.model_construct(
+            box=Box.model_construct(x=x, y=y, width=w, height=h),
+            score=person.score,
+            source=person.source,
+            keypoints=_keypoints(person, names),
+        )
+
+
+def _keypoints(person: Person, names: tuple[str, ...]) -> list[Keypoint]:
+    return [
+        Keypoint.model_construct(name=name, x=xy[0], y=xy[1], score=score)
+        for name, xy, score in zip(names, person.points.tolist(), person.scores.tolist(), strict=True)
+    ]
+
+
 class PoseResult(BaseModel):
-    """Keypoints of the one person in the image (or in ``bbox``), one entry per joint."""
+    """The people in one image, most prominent first (the detector's score times the box's area), and the
+    keypoints of the first of them at the top level, as before people were found (an empty `people`: the detector
+    found nobody, and `keypoints` are the whole photo's pose, letterboxed, with the low scores that tell so)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
-    keypoints: list[Keypoint]
+    keypoints: list[Keypoint] = Field(description="`people[0]`'s keypoints (the whole photo's when `people` is empty).")
+    people: list[PersonResult]
     image: ImageSize
     model: ModelRef
     timings_ms: Timings
@@ -59,17 +112,17 @@ class PoseResult(BaseModel):
     @classmethod
     def from_prediction(cls, prediction: Prediction, names: tuple[str, ...], model: ModelRef) -> PoseResult:
         """The response body for one prediction (built without re-validating the arrays' floats)."""
-        keypoints = [
-            Keypoint.model_construct(name=name, x=xy[0], y=xy[1], score=score)
-            for name, xy, score in zip(names, prediction.points.tolist(), prediction.scores.tolist(), strict=True)
-        ]
         t = prediction.timings
         timings = Timings.model_construct(
-            decode=t.decode, preprocess=t.preprocess, inference=t.inference, postprocess=t.postprocess
+            decode=t.decode, detect=t.detect, preprocess=t.preprocess, inference=t.inference, postprocess=t.postprocess
         )
         width, height = prediction.size
         return cls.model_construct(
-            keypoints=keypoints, image=ImageSize(width=width, height=height), model=model, timings_ms=timings
+            keypoints=_keypoints(prediction.primary, names),
+            people=[PersonResult.from_person(p, names) for p in prediction.people],
+            image=ImageSize(width=width, height=height),
+            model=model,
+            timings_ms=timings,
         )
 
 
@@ -91,6 +144,7 @@ class ModelDescription(BaseModel):
                     "providers": ["CPUExecutionProvider"],
                     "architecture": {"stacks": 2, "features": 64, "order": 4},
                     "provenance": {"source": "model_export train"},
+                    "detector": {"file": "person_detector.onnx", "input_size": [416, 416], "min_score": 0.3},
                 }
             ]
         }
@@ -107,6 +161,10 @@ class ModelDescription(BaseModel):
     providers: list[str] = Field(description="Active ONNX Runtime execution providers, in priority order.")
     architecture: dict[str, Any]
     provenance: dict[str, Any]
+    detector: dict[str, Any] | None = Field(
+        description="The person detector (file, version, input size, score floor, providers, provenance); null when "
+        "it is turned off."
+    )
 
 
 class ErrorDetail(BaseModel):

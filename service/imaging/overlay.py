@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -101,23 +102,51 @@ def draw_skeleton(
     return Image.alpha_composite(base.convert("RGBA"), overlay).convert("RGB")
 
 
+@dataclass(frozen=True)
+class Marks:
+    """One person to draw: ``(x, y, score)`` per joint and the person's box ``(x, y, w, h)`` (pixel edges), if any."""
+
+    points: Sequence[Point]
+    box: tuple[float, float, float, float] | None = None
+
+
+def draw_box(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """``image`` with a person box drawn over it: a thin white line on a dark outline, so it shows on any photo."""
+    width = max(1, round(line_width_for(image.size) / 2))
+    x, y, w, h = box
+    corners = [x, y, x + w - 1, y + h - 1]
+    draw = ImageDraw.Draw(image)
+    draw.rectangle(corners, outline=OUTLINE, width=width + 2)
+    draw.rectangle(
+        [corners[0] + 1, corners[1] + 1, corners[2] - 1, corners[3] - 1], outline=(255, 255, 255), width=width
+    )
+    return image
+
+
 def render_overlay(
     image: Image.Image,
-    points: Sequence[Point],
+    people: Sequence[Marks],
     layout: KeypointLayout,
     threshold: float = DEFAULT_THRESHOLD,
     max_side: int = DEFAULT_MAX_SIDE,
     frame_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """The picture of ``image`` at most ``max_side`` pixels wide and high, with ``points`` drawn over it.
+    """The picture of ``image`` at most ``max_side`` pixels wide and high, with each person's box and skeleton.
 
-    ``points`` are in the pixels of ``frame_size`` (default ``image.size``); ``image`` may hold the same
-    picture at another resolution (an image decoded at reduced scale), it is resized to the output size.
+    The marks are in the pixels of ``frame_size`` (default ``image.size``); ``image`` may hold the same picture at
+    another resolution (an image decoded at reduced scale), it is resized to the output size.
     """
     frame = frame_size or image.size
     size = output_size(frame, max_side)
-    picture = image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
-    return draw_skeleton(picture, scale_points(points, size[0] / frame[0], size[1] / frame[1]), layout, threshold)
+    sx, sy = size[0] / frame[0], size[1] / frame[1]
+    picture = image.convert("RGB") if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+    for person in people:
+        if person.box is not None:
+            x, y, w, h = person.box
+            draw_box(picture, (x * sx, y * sy, w * sx, h * sy))
+    for person in people:
+        picture = draw_skeleton(picture, scale_points(person.points, sx, sy), layout, threshold)
+    return picture
 
 
 def encode(image: Image.Image, fmt: OutputFormat | str = "png") -> bytes:
@@ -135,24 +164,27 @@ def encode(image: Image.Image, fmt: OutputFormat | str = "png") -> bytes:
 
 def overlay_picture(
     decoded: DecodedImage,
-    points: np.ndarray,
-    scores: np.ndarray,
+    people: Sequence[Marks],
     layout: KeypointLayout,
     reread: Callable[[tuple[int, int]], DecodedImage],
     threshold: float = DEFAULT_THRESHOLD,
     max_side: int = DEFAULT_MAX_SIDE,
 ) -> Image.Image:
-    """The overlay picture for keypoints ``points`` (K, 2) and ``scores`` (K,) predicted on ``decoded``.
+    """The overlay picture of ``people`` (marks in the pixels of ``decoded.size``) predicted on ``decoded``.
 
     The pipeline may have decoded a large JPEG at reduced scale (enough for the model); when that is
     smaller than the picture asked for, ``reread(size)`` decodes the upload again at the scale it needs.
     """
     size = output_size(decoded.size, max_side)
-    marks = [(x, y, s) for (x, y), s in zip(points.tolist(), scores.tolist(), strict=True)]
     if decoded.image.width >= size[0] and decoded.image.height >= size[1]:
-        return render_overlay(decoded.image, marks, layout, threshold, max_side, frame_size=decoded.size)
+        return render_overlay(decoded.image, people, layout, threshold, max_side, frame_size=decoded.size)
     larger = reread(size)
     try:
-        return render_overlay(larger.image, marks, layout, threshold, max_side, frame_size=larger.size)
+        return render_overlay(larger.image, people, layout, threshold, max_side, frame_size=larger.size)
     finally:
         larger.release()
+
+
+def marks(points: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, float] | None = None) -> Marks:
+    """One person's keypoints ``(K, 2)`` and scores ``(K,)`` as marks to draw."""
+    return Marks([(x, y, s) for (x, y), s in zip(points.tolist(), scores.tolist(), strict=True)], box)

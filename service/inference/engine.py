@@ -103,23 +103,9 @@ class Engine:
         (:func:`service.cpus.intra_op_threads`).
         """
         path = Path(path)
-        digest = _file_digest(path)
-        try:
-            chosen = select_providers(providers)
-        except ValueError as exc:
-            raise ModelLoadError(path, str(exc)) from exc
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        digest = file_digest(path)
         threads = cpus.intra_op_threads(intra_op_threads)
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = inter_op_threads
-        if not intra_op_spinning:  # idle workers sleep instead of busy-waiting (bench/session_options.py)
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # ONNX Runtime's own warnings go to its stderr logger otherwise
-        try:
-            session = ort.InferenceSession(os.fspath(path), sess_options=options, providers=chosen)
-        except Exception as exc:  # ORT raises InvalidProtobuf, Fail, ... all meaning "not a usable model"
-            raise ModelLoadError(path, f"not a valid ONNX model ({_first_line(exc)})") from exc
+        session = open_session(path, providers, threads, inter_op_threads, intra_op_spinning)
         metadata = _check_contract(path, session)
         provenance = metadata.provenance
         info = ModelInfo(
@@ -186,6 +172,32 @@ class Engine:
         return np.zeros((batch_size, 3, *self.info.metadata.input_size), np.float32)
 
 
+def open_session(
+    path: Path,
+    providers: tuple[str, ...] | list[str] = (),
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    intra_op_spinning: bool = False,
+) -> ort.InferenceSession:
+    """An ONNX Runtime session for ``path`` with the service's options (every graph optimisation, the thread
+    pools asked for, no spinning unless asked, quiet logs); :class:`ModelLoadError` when it cannot be opened."""
+    try:
+        chosen = select_providers(providers)
+    except ValueError as exc:
+        raise ModelLoadError(path, str(exc)) from exc
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    if not intra_op_spinning:  # idle workers sleep instead of busy-waiting (bench/session_options.py)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # ONNX Runtime's own warnings go to its stderr logger otherwise
+    try:
+        return ort.InferenceSession(os.fspath(path), sess_options=options, providers=chosen)
+    except Exception as exc:  # ORT raises InvalidProtobuf, Fail, ... all meaning "not a usable model"
+        raise ModelLoadError(path, f"not a valid ONNX model ({first_line(exc)})") from exc
+
+
 def default_max_batch(provider: str) -> int:
     """Images per model call when not configured: 32 on a GPU; 1 on CPU, where larger calls were measured no
     faster per image and each concurrent one holds about 17 MB more per image (README, "Memory")."""
@@ -197,7 +209,7 @@ def binding_device(provider: str) -> str:
     return "cuda" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     """SHA-256 of the model file; any OS error (missing, a directory, name too long, no permission, I/O)
     is a :class:`ModelLoadError` naming the path and the reason."""
     try:
@@ -265,7 +277,7 @@ def _probe(path: Path, session: ort.InferenceSession, size: tuple[int, int]) -> 
         return session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((1, 3, *size), np.float32)})[0]
     except Exception as exc:
         raise ModelLoadError(
-            path, f"inference on a blank 1x3x{size[0]}x{size[1]} image failed ({_first_line(exc)})"
+            path, f"inference on a blank 1x3x{size[0]}x{size[1]} image failed ({first_line(exc)})"
         ) from exc
 
 
@@ -273,6 +285,6 @@ def _static(dim: Any) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__

@@ -3,16 +3,17 @@
 
 Four terms, each bounded by a setting:
 
-- **baseline**: the process with the model loaded and warm (measured: 157 MB with the default model, CPU), and
-  the idle decode worker processes (``POSE_DECODE_PROCESSES``, 32 MB each; their decodes count in the budget);
+- **baseline**: the process with the model loaded and warm (measured: 157 MB with the default model, CPU), the
+  person detector's session when one is loaded (measured: +50 MB), and the idle decode worker processes
+  (``POSE_DECODE_PROCESSES``, 32 MB each; their decodes count in the budget);
 - **uploads**: only the ``POSE_MAX_CONCURRENCY`` requests holding a slot read their bodies, each at most
   ``POSE_MAX_FILES`` files of ``POSE_MAX_UPLOAD_BYTES``, plus one more while a part is copied out of the
   multipart parser;
 - **decodes**: the decode budget, ``POSE_DECODE_MEMORY_MB``, shared by every decode in flight
   (:mod:`service.imaging.budget`);
-- **inference**: per request, its model input and heatmaps (twice the images with ``flip``), and per model call
-  ONNX Runtime's working memory for ``POSE_MAX_MODEL_BATCH`` images (measured: 15 MB per image for the
-  default model on CPU).
+- **inference**: per request, the model input and heatmaps of its person crops (at most ``POSE_MAX_CROPS``, twice
+  that with ``flip``), per model call ONNX Runtime's working memory for ``POSE_MAX_MODEL_BATCH`` images (measured:
+  15 MB per image for the default model on CPU), and the person detector's call (measured: about 15 MB; 20 counted).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ MB = 1_000_000
 BASELINE_BYTES = 160 * MB  # measured with the default model: 157 MB once ready
 WORKER_BYTES = 35 * MB  # measured: an idle decode worker (service.imaging.isolation), 32 MB
 MODEL_CALL_BYTES_PER_IMAGE = 15 * MB  # measured: 8 concurrent batch-1 calls of the default model, +120 MB
+DETECTOR_BYTES = 50 * MB  # measured: the ready server with the shipped person detector, 228 MB against 178 MB
+# measured: 8 concurrent flipped requests of a four-person photo peaked 311 MB over the ready server (39 MB a slot:
+# 8 crops' inputs and heatmaps 8 MB, a pose call 15 MB, the detector's call the rest)
+DETECTOR_CALL_BYTES = 20 * MB
 _HEIGHT, _WIDTH = DEFAULT_INPUT_SIZE
 # float32 model input and heatmaps of one image under the ONNX contract's defaults
 INPUT_BYTES_PER_IMAGE = 4 * (
@@ -54,9 +59,11 @@ def memory_ceiling(settings: Settings, baseline: int = BASELINE_BYTES) -> Memory
     """The most memory the service can hold under ``settings`` (CPU; ``baseline``: the ready server process)."""
     slots = settings.max_concurrency
     uploads = slots * (settings.max_files + 1) * settings.max_upload_bytes
-    per_request = 2 * settings.max_files * INPUT_BYTES_PER_IMAGE  # flip doubles the batch
-    model_batch = min(settings.max_model_batch or CPU_MODEL_BATCH, 2 * settings.max_files)
-    per_call = model_batch * MODEL_CALL_BYTES_PER_IMAGE
+    crops = max(settings.max_files, settings.max_crops) if settings.detector_path else settings.max_files
+    per_request = 2 * crops * INPUT_BYTES_PER_IMAGE  # flip doubles the batch
+    model_batch = min(settings.max_model_batch or CPU_MODEL_BATCH, 2 * crops)
+    per_call = model_batch * MODEL_CALL_BYTES_PER_IMAGE + (DETECTOR_CALL_BYTES if settings.detector_path else 0)
     workers = settings.decode_processes * WORKER_BYTES
+    detector = DETECTOR_BYTES if settings.detector_path else 0
     decodes = settings.decode_memory_mb * MB
-    return MemoryCeiling(baseline + workers, uploads, decodes, slots * (per_request + per_call))
+    return MemoryCeiling(baseline + detector + workers, uploads, decodes, slots * (per_request + per_call))

@@ -43,6 +43,7 @@ def service_env(model_path: Path | str | None, **settings: object) -> dict[str, 
     if model_path is not None:
         env["POSE_MODEL_PATH"] = str(model_path)
     env.setdefault("POSE_INTRA_OP_THREADS", "1")
+    env.setdefault("POSE_DETECTOR_PATH", "")  # the one-pose path; tests of the person detector pass detector_path
     for key, value in settings.items():
         env[f"POSE_{key.upper()}"] = str(value)
     return env
