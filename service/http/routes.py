@@ -18,6 +18,7 @@ from service.http.schemas import ErrorResponse, ModelDescription, ModelRef, Pose
 from service.http.uploads import read_uploads
 from service.inference.pipeline import Pipeline, Prediction, PredictOptions, Upload
 from service.inference.readiness import NotReady
+from service.settings import DEFAULT_MAX_PEOPLE
 
 router = APIRouter()
 
@@ -56,7 +57,7 @@ async def predict_options(
         Query(
             ge=1,
             description="Most people answered per image, the most prominent first (1 .. `POSE_MAX_PEOPLE`; default "
-            "`POSE_MAX_PEOPLE`, 10). Ignored with `bbox`, which answers exactly that one person.",
+            f"`POSE_MAX_PEOPLE`, {DEFAULT_MAX_PEOPLE}). Ignored with `bbox`, which answers exactly that one person.",
         ),
     ] = None,
 ) -> PredictOptions:
