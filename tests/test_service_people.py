@@ -184,3 +184,31 @@ def test_without_a_detector_the_whole_photo_is_the_one_person(start_service, sid
     [person] = body["people"]
     assert person["source"] == "whole_image" and person["box"] == {"x": 0, "y": 0, "width": 1280, "height": 425}
     assert body["timings_ms"]["detect"] == 0.0
+
+
+def test_flip_and_refine_apply_to_every_person(server: ServiceProcess, side_by_side: bytes) -> None:
+    with server.client() as client:
+        before = client.get("/metrics").text
+        body = predict(server, side_by_side, flip="true", refine="dark").json()
+        after = client.get("/metrics").text
+    plain = predict(server, side_by_side).json()
+    assert len(body["people"]) == 2
+    crops = _metric(after, "pose_inference_batch_size_sum") - _metric(before, "pose_inference_batch_size_sum")
+    assert crops == 4  # two people and their mirror images, one call
+    for flipped, person in zip(body["people"], plain["people"], strict=True):
+        shift = np.linalg.norm(keypoints(flipped) - keypoints(person), axis=1)
+        assert np.median(shift) < 6.0  # the same people, their joints refined a little differently
+
+
+def test_a_crowded_batch_stays_within_the_crop_cap(start_service, side_by_side: bytes, photo: Image.Image) -> None:
+    server = start_service(MODEL, detector_path=DETECTOR, max_crops=3, intra_op_threads=2)
+    files = [("files", (f"{i}.png", side_by_side, "image/png")) for i in range(2)]
+    files.append(("files", ("one.png", png(photo), "image/png")))
+    with server.client() as client:
+        results = client.post("/predict/batch", files=files).json()
+    # three crops in all, one kept for each image: every image answers its most prominent person only
+    assert [len(r["people"]) for r in results] == [1, 1, 1]
+    single = start_service(MODEL, detector_path=DETECTOR, max_crops=4, intra_op_threads=2)
+    with single.client() as client:
+        results = client.post("/predict/batch", files=files).json()
+    assert [len(r["people"]) for r in results] == [2, 1, 1]  # the fourth crop goes to the first image's second person
