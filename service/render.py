@@ -2,6 +2,7 @@
 
     python -m service.render IMAGE --out OUT.png [--model weights/default.onnx] [--threshold 0.2] [--max-side 1024]
                              [--resize letterbox|stretch] [--refine quarter|dark|none] [--flip] [--bbox x,y,w,h]
+                             [--max-people N]
 
 It loads the engine and builds the pipeline exactly as the service does (ONNX Runtime, never torch),
 draws with :mod:`service.imaging.overlay` and prints the same JSON as ``POST /predict`` with ``--json``.
@@ -42,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resize", choices=RESIZE_MODES, default="letterbox")
     parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored image's heatmaps")
-    parser.add_argument("--bbox", help="person box x,y,w,h in image pixels")
+    parser.add_argument("--bbox", help="person box x,y,w,h in image pixels (skips the person detector)")
+    parser.add_argument(
+        "--max-people", type=int, help="most people drawn, the most prominent first (default POSE_MAX_PEOPLE)"
+    )
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: from the --out suffix)")
     parser.add_argument("--json", action="store_true", help="also print the prediction as JSON (as POST /predict)")
     return parser
@@ -51,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fmt = args.format or ("jpeg" if args.out.suffix.lower() in (".jpg", ".jpeg") else "png")
-    if args.max_side < 1 or not 0.0 <= args.threshold <= 1.0:
-        print("error: --max-side must be positive and --threshold within 0..1", file=sys.stderr)
+    if args.max_side < 1 or not 0.0 <= args.threshold <= 1.0 or (args.max_people is not None and args.max_people < 1):
+        print("error: --max-side and --max-people must be positive and --threshold within 0..1", file=sys.stderr)
         return 2
     try:
         settings = Settings()
@@ -60,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         detector = PersonDetector.from_settings(settings)
         pipeline = build_pipeline(engine, settings, detector=detector)  # decodes and predicts as the service does
         upload = Upload(args.image.read_bytes(), mimetypes.guess_type(args.image.name)[0], args.image.name)
-        options = PredictOptions(resize=args.resize, refine=args.refine, flip=args.flip, bbox=parse_bbox(args.bbox))
+        bbox = parse_bbox(args.bbox)
+        options = PredictOptions(args.resize, args.refine, args.flip, bbox, args.max_people)
         [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=True))
         reread = pipeline.rereader(upload)
         picture = overlay_picture(

@@ -191,7 +191,34 @@ def test_cli_reports_bad_input(constant_model_path: Path, tmp_path: Path) -> Non
     no_model = subprocess.run([*command, "--model", str(tmp_path / "missing.onnx")], cwd=REPO_ROOT, env=env,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
     assert no_model.returncode == 1 and "missing.onnx" in no_model.stderr and "not found" in no_model.stderr
+    no_people = subprocess.run([*command, "--model", str(constant_model_path), "--max-people", "0"], cwd=REPO_ROOT,
+                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert no_people.returncode == 2 and "--max-people must be positive" in no_people.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_draws_every_person_the_detector_finds(tmp_path: Path) -> None:
+    """The offline command with the shipped models: two skiers side by side, both boxed and drawn; --max-people 1
+    draws the first only."""
+    photo = Image.open(REPO_ROOT / "tests" / "data" / "000000000785.jpg").convert("RGB")
+    pair = Image.new("RGB", (2 * photo.width, photo.height))
+    pair.paste(photo, (0, 0))
+    pair.paste(photo, (photo.width, 0))
+    source = tmp_path / "pair.png"
+    pair.save(source)
+    env = service_env(
+        REPO_ROOT / "weights" / "default.onnx", detector_path=REPO_ROOT / "weights" / "person_detector.onnx"
+    )
+    for people, drawn in ((None, 2), (1, 1)):
+        out = tmp_path / f"pair_{people}.png"
+        extra = [] if people is None else ["--max-people", str(people)]
+        result = subprocess.run([sys.executable, "-m", "service.render", str(source), "--out", str(out), *extra],
+                                cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"{drawn} {'person' if drawn == 1 else 'people'}" in result.stderr
+        picture = np.asarray(Image.open(out).convert("RGB")).astype(int)
+        boxes = [x for x in range(picture.shape[1]) if (picture[200, x].min() > 235 and picture[200, x - 1].max() < 60)]
+        assert len(boxes) == 2 * drawn, boxes  # each box's two sides: a white line beside its dark outline
 
 
 def test_cli_decodes_on_the_configured_threads(
