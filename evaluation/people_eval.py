@@ -86,19 +86,19 @@ class PeopleScores:
 
     @property
     def recall(self) -> float:
-        return self.detected / self.scored if self.scored else float("nan")
+        return _share(self.detected, self.scored)
 
     @property
     def precision(self) -> float:
-        return self.true_positives / self.answered if self.answered else float("nan")
+        return _share(self.true_positives, self.answered)
 
     @property
     def pck(self) -> float:
-        return self.pck_hits / self.pck_scored if self.pck_scored else float("nan")
+        return _share(self.pck_hits, self.pck_scored)
 
     @property
     def box_pck(self) -> float:
-        return self.box_hits / self.box_scored if self.box_scored else float("nan")
+        return _share(self.box_hits, self.box_scored)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +126,10 @@ class PeopleScores:
                 f"AR {ap['AR']:.3f}",
             ]
         )
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else float("nan")
 
 
 def _r(value: float) -> float | None:
@@ -165,14 +169,20 @@ def _corners(box: Sequence[float]) -> np.ndarray:
     return np.array([x, y, x + w, y + h], np.float64)
 
 
+def limb_errors(points: np.ndarray, person: PersonRecord) -> np.ndarray:
+    """Distances (pixels) of ``points`` (K, 2) from ``person``'s labelled limb joints."""
+    idx = [k for k in LIMB_INDICES if person.labelled[k]]
+    return np.linalg.norm(points[idx] - person.joints[idx], axis=1)
+
+
 def limb_hits(points: np.ndarray, person: PersonRecord) -> int:
     """Limb joints of ``person`` that ``points`` (K, 2) place within 0.2 of the torso."""
+    return _within_pck(limb_errors(points, person), person)
+
+
+def _within_pck(errors: np.ndarray, person: PersonRecord) -> int:
     torso = person.torso_size()
-    if torso <= 0:
-        return 0
-    idx = [k for k in LIMB_INDICES if person.labelled[k]]
-    distances = np.linalg.norm(points[idx] - person.joints[idx], axis=1)
-    return int((distances <= PCK_THRESHOLD * torso).sum())
+    return int((errors <= PCK_THRESHOLD * torso).sum()) if torso > 0 else 0
 
 
 def match_people(people: Sequence[PersonRecord], prediction: Prediction) -> list[int | None]:
@@ -181,19 +191,15 @@ def match_people(people: Sequence[PersonRecord], prediction: Prediction) -> list
     answers = prediction.people
     if not people or not answers:
         return [None] * len(people)
-    gain = np.array([[limb_hits(a.points, p) for a in answers] for p in people], np.float64)
-    spread = np.array([[_mean_distance(a.points, p) for a in answers] for p in people])
+    errors = [[limb_errors(a.points, p) for a in answers] for p in people]  # each pair's distances, once
+    gain = np.array([[_within_pck(e, p) for e in row] for row, p in zip(errors, people, strict=True)], np.float64)
+    spread = np.array([[e.mean() if e.size else 0.0 for e in row] for row in errors])
     rows, cols = linear_sum_assignment(-(gain - 1e-6 * spread))
     matched: list[int | None] = [None] * len(people)
     for r, c in zip(rows, cols, strict=True):
         if gain[r, c] > 0:
             matched[r] = int(c)
     return matched
-
-
-def _mean_distance(points: np.ndarray, person: PersonRecord) -> float:
-    idx = [k for k in LIMB_INDICES if person.labelled[k]]
-    return float(np.linalg.norm(points[idx] - person.joints[idx], axis=1).mean()) if idx else 0.0
 
 
 def detection_matches(people: Sequence[PersonRecord], prediction: Prediction) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,13 @@ class DetectorSpec:
             raise DetectorContractError(f"strides {list(self.strides)} must be positive and divide {h}x{w}")
         if self.bins < 2:
             raise DetectorContractError(f"a distance distribution needs at least 2 bins, got {self.bins}")
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        """:func:`grid_points` of this spec, computed once (every detection reads it), read-only."""
+        points = grid_points(self)
+        points.setflags(write=False)
+        return points
 
     @property
     def num_points(self) -> int:
@@ -167,7 +175,7 @@ def decode_people(
     if candidates.size == 0:
         return []
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")[: options.candidates]]
-    boxes = distances_to_boxes(logits[candidates], grid_points(spec)[candidates])
+    boxes = distances_to_boxes(logits[candidates], spec.points[candidates])
     kept = non_maximum_suppression(boxes, scores[candidates], options.nms_iou, options.max_people)
     width, height = image_size
     people = []
