@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import (
+    MIN_SAMPLES,
     REPO_ROOT,
     Stats,
     add_common_args,
@@ -90,19 +91,20 @@ def measure(model_path: str, single: str, people: str, warmup: int, repeat: int,
                     times[name].append(elapsed)
                     if isinstance(outcome, dict):
                         answers[name].append(outcome)
-            if i >= warmup + 5 and time.perf_counter() - started > budget_s:
+            if i >= warmup + MIN_SAMPLES and time.perf_counter() - started > budget_s:
                 break
     stats = {name: Stats.of(t) for name, t in times.items()}
     rows = []
     base = stats["single-person path"].median_ms
     first = stats["1 people"].median_ms
     pose_call = stats["bare pose call"].median_ms
-    for name in ("single-person path", *(f"{n} people" for n in GRIDS)):
+    # case -> people in its photo; None: the single-person path, which has no "extra person" to price
+    cases: dict[str, int | None] = {"single-person path": None, **{f"{n} people": n for n in GRIDS}}
+    for name, n in cases.items():
         found = {len(a["body"]["people"]) for a in answers[name]}
-        n = int(name.split()[0]) if name[0].isdigit() else 1
         inference = statistics.median(a["timing"].get("inference", 0.0) for a in answers[name])
         detect = statistics.median(a["timing"].get("detect", 0.0) for a in answers[name])
-        per_extra = (stats[name].median_ms - first) / (n - 1) if name[0].isdigit() and n > 1 else None
+        per_extra = (stats[name].median_ms - first) / (n - 1) if n is not None and n > 1 else None
         rows.append(
             {
                 "case": name,
