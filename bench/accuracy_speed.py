@@ -44,6 +44,7 @@ from pose.layout import MPII_JOINTS
 from service.cpus import usable_cores
 from service.inference.engine import Engine
 from service.inference.pipeline import Upload
+from service.inference.runtime import cpu_session, openvino_problem
 
 LSP_TEST = range(1000, 2000)
 # BlazePose GHUM's landmark numbers of LSP's 12 limb joints (its model card's topology)
@@ -240,12 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     model = bench_model(args.smoke, args.model)
     limit = args.limit or (3 if args.smoke else None)
     records = lsp_records(args.lsp, LSP_TEST[:limit] if limit else LSP_TEST, source="lsp-test")
-    engine = Engine.load(model.onnx_path, providers=("CPUExecutionProvider",))
+    engine = Engine.load(model.onnx_path, cpu_session("onnxruntime"))
     print(f"cropping {len(records)} LSP test photos with the service's pipeline", flush=True)
     crops = PersonCrops(engine, records)
     int8 = int8_twin(model, args.smoke, args.lsp)
-    int8_engine = Engine.load(int8, providers=("CPUExecutionProvider",))
+    int8_engine = Engine.load(int8, cpu_session("onnxruntime"))
     ours = {"hourglass float32": OnnxModel(engine, crops), "hourglass int8": OnnxModel(int8_engine, crops)}
+    if openvino_problem("bfloat16") is None:  # the auto engine's choice on this CPU (service.inference.runtime)
+        ours["hourglass bf16 (OpenVINO)"] = OnnxModel(Engine.load(model.onnx_path, cpu_session("openvino-bf16")), crops)
     threads = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         blazepose = BlazePoseModels(crops, threads, Path(tmp))

@@ -147,7 +147,17 @@ def machine_info() -> dict[str, Any]:
         "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     versions = {}
-    for package in ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "pillow", "fastapi", "uvicorn", "httpx"):
+    for package in (
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "openvino",
+        "torch",
+        "numpy",
+        "pillow",
+        "fastapi",
+        "uvicorn",
+        "httpx",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -135,13 +135,14 @@ def int8_twin(model: BenchModel, smoke: bool = False, lsp: Path | None = None) -
     from evaluation.quantize import lsp_calibration, quantize_int8, synthetic_calibration
     from model_export.checkpoint import sha256_of
     from service.inference.engine import Engine
+    from service.inference.runtime import cpu_session
 
     real = lsp is not None and has_lsp(lsp) and not smoke
     tag = "lsp" if real else "smoke" if smoke else "synthetic"
     out = cache_dir() / "int8" / f"{model.onnx_path.stem}-{sha256_of(model.onnx_path)[:16]}-{tag}.onnx"
     if out.exists():
         return out
-    engine = Engine.load(model.onnx_path, providers=("CPUExecutionProvider",))
+    engine = Engine.load(model.onnx_path, cpu_session("onnxruntime"))
     if real:
         calibration = lsp_calibration(engine, lsp, INT8_CALIBRATION)
     else:

@@ -50,6 +50,9 @@ SINGLE = ("service", "litserve", "bentoml")  # one client: LitServe's batching o
 LOADED = ("service", "litserve", "litserve-batched", "bentoml")
 LOAD_LEVELS = (1, 4, 16)
 AGREE_PX = 1.0
+# the service on OpenVINO bfloat16 (POSE_ENGINE=auto on a CPU with native bfloat16) against the peers' float32:
+# a heatmap peak may move by a cell, about 7 px of the test photo's skier (tests/test_runtime.py)
+BF16_AGREE_PX = 8.0
 # before each timed call: ONNX Runtime's default thread pool (the frameworks') spins for a while after a call, which
 # would take the cores from whichever call comes next in the rotation; 50 ms lets every pool go idle first
 SETTLE_S = 0.05
@@ -135,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         spread = keypoint_spread(_answers(clients, photo_png(), "photo.png", "image/png"))
         spread_jpeg = keypoint_spread(_answers(clients, photo, "photo.jpg", "image/jpeg"))
         print(f"largest keypoint distance from the service's, px: PNG {spread}, JPEG {spread_jpeg}", flush=True)
-        if max(spread.values()) > AGREE_PX:
-            raise Disagreement(f"the servers disagree by more than {AGREE_PX} px: {spread}")
+        agree_px = AGREE_PX if engine.info.runtime.precision == "float32" else BF16_AGREE_PX
+        if max(spread.values()) > agree_px:
+            raise Disagreement(f"the servers disagree by more than {agree_px} px: {spread}")
         budget = 3 * profile.case_budget_s
         small = single_client(clients, lambda: engine.run(x), photo, profile.warmup, 2 * profile.repeat, budget)
         big = single_client(clients, lambda: engine.run(x), large, min(profile.warmup, 2), profile.repeat, budget)
@@ -151,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     print_rows("load (photo 640x425)", load)
     config = {
         "model": model.describe(),
+        "engine": engine.info.runtime.label,
+        "peers_engine": "onnxruntime float32 (each peer's idiomatic session)",
         "profile": profile.name,
         "photo": "tests/data/000000000785.jpg (640x425)",
         "large_jpeg_bytes": len(large),

@@ -1,11 +1,13 @@
 """Benchmark: every person in the photo. ``POST /predict`` of real photos with 1, 2, 4 and 8 people (the test photo
 tiled: its skier once, side by side, in a 2x2 and a 4x2 grid) through the service with its person detector, beside
-the single-person path (the same service with ``POSE_DETECTOR_PATH`` empty, the one-person photo letterboxed) and
-the bare model calls (one pose crop at batch 1, one detector call), all timed in turn, call by call.
+the single-person path (the same service with ``POSE_DETECTOR_PATH`` empty, the one-person photo letterboxed), that
+path on ONNX Runtime float32 (``POSE_ENGINE=onnxruntime``: ``/predict`` as it was before the engines of
+:mod:`service.inference.runtime`) and the bare model calls (one pose crop at batch 1, one detector call), all on
+``POSE_ENGINE``'s choice unless named, timed in turn, call by call.
 
-Per photo: the people the service answered, p50 and p95, the ratio to the single-person path, the model call the
-service reports (``inference``: all the photo's crops), its detector time, and what each person beyond the first
-adds, against one bare pose call (on 2 CPU cores a batched call is about linear in its crops).
+Per photo: the people the service answered, p50 and p95, the ratios to both single-person paths, the model call
+the service reports (``inference``: all the photo's crops), its detector time, and what each person beyond the
+first adds, against one bare pose call (on 2 CPU cores a batched call is about linear in its crops).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from bench.servers import served
 from pose.detection import DetectionOptions
 from service.imaging.decode import decode_rgb, open_image
 from service.inference.detector import PersonDetector
-from service.inference.engine import Engine
+from service.inference.engine import Engine, session_options
 from service.settings import DEFAULT_DETECTOR_PATH, Settings
 
+ORT_SINGLE = "single-person path, onnxruntime float32"
 GRIDS: dict[int, tuple[int, int]] = {1: (1, 1), 2: (2, 1), 4: (2, 2), 8: (4, 2)}  # people -> (columns, rows)
 
 
@@ -64,19 +67,26 @@ def post(client: httpx.Client, data: bytes) -> Callable[[], dict]:
     return call
 
 
-def measure(model_path: str, single: str, people: str, warmup: int, repeat: int, budget_s: float) -> dict:
-    """Every case in turn, call by call: bare pose and detector calls, the single-person path, each photo."""
+def measure(
+    model_path: str, single: str, single_ort: str, people: str, warmup: int, repeat: int, budget_s: float
+) -> dict:
+    """Every case in turn, call by call: bare pose and detector calls, both single-person paths, each photo."""
     settings = Settings(model_path=model_path)
     engine = Engine.from_settings(settings)
-    detector = PersonDetector.load(DEFAULT_DETECTOR_PATH, DetectionOptions(), settings.providers)
+    detector = PersonDetector.load(DEFAULT_DETECTOR_PATH, DetectionOptions(), session_options(settings))
     crop = np.random.default_rng(0).random((1, 3, *engine.info.metadata.input_size), dtype=np.float32)
     detector_input, _ = detector.prepare(decode_rgb(open_image(photo_bytes(), settings.max_pixels)))
     photos = {n: tiled_people(n) for n in GRIDS}
-    with httpx.Client(base_url=single, timeout=120) as one, httpx.Client(base_url=people, timeout=120) as many:
+    with (
+        httpx.Client(base_url=single, timeout=120) as one,
+        httpx.Client(base_url=single_ort, timeout=120) as one_ort,
+        httpx.Client(base_url=people, timeout=120) as many,
+    ):
         calls: dict[str, Callable[[], object]] = {
             "bare pose call": lambda: engine.run(crop),
             "bare detector call": lambda: detector.run(detector_input),
             "single-person path": post(one, photos[1]),
+            ORT_SINGLE: post(one_ort, photos[1]),
             **{f"{n} people": post(many, photos[n]) for n in GRIDS},
         }
         times: dict[str, list[float]] = defaultdict(list)
@@ -96,10 +106,11 @@ def measure(model_path: str, single: str, people: str, warmup: int, repeat: int,
     stats = {name: Stats.of(t) for name, t in times.items()}
     rows = []
     base = stats["single-person path"].median_ms
+    base_ort = stats[ORT_SINGLE].median_ms
     first = stats["1 people"].median_ms
     pose_call = stats["bare pose call"].median_ms
     # case -> people in its photo; None: the single-person path, which has no "extra person" to price
-    cases: dict[str, int | None] = {"single-person path": None, **{f"{n} people": n for n in GRIDS}}
+    cases: dict[str, int | None] = {"single-person path": None, ORT_SINGLE: None, **{f"{n} people": n for n in GRIDS}}
     for name, n in cases.items():
         found = {len(a["body"]["people"]) for a in answers[name]}
         inference = statistics.median(a["timing"].get("inference", 0.0) for a in answers[name])
@@ -111,6 +122,7 @@ def measure(model_path: str, single: str, people: str, warmup: int, repeat: int,
                 "people_answered": sorted(found),
                 **stats[name].as_dict(),
                 "vs_single_person_path": round(stats[name].median_ms / base, 3),
+                "vs_onnxruntime_single_person_path": round(stats[name].median_ms / base_ort, 3),
                 "inference_ms": round(inference, 3),
                 "detect_ms": round(detect, 3),
                 "ms_per_extra_person": None if per_extra is None else round(per_extra, 3),
@@ -128,14 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_of(args)
     model = bench_model(args.smoke, args.model)
     detector = {"POSE_DETECTOR_PATH": str(DEFAULT_DETECTOR_PATH)}
-    with served("service", model) as single, served("service", model, env=detector) as people:
+    with (
+        served("service", model) as single,
+        served("service", model, env={"POSE_ENGINE": "onnxruntime"}) as single_ort,
+        served("service", model, env=detector) as people,
+    ):
         result = measure(
-            str(model.onnx_path), single, people, profile.warmup, profile.repeat, 4 * profile.case_budget_s
+            str(model.onnx_path), single, single_ort, people, profile.warmup, profile.repeat, 4 * profile.case_budget_s
         )
     print_rows("every person in the photo", result["rows"])
     config = {
         "model": model.describe(),
         "detector": str(DEFAULT_DETECTOR_PATH.relative_to(REPO_ROOT)),
+        "engine": Engine.from_settings(Settings(model_path=model.onnx_path)).info.runtime.label,
         "profile": profile.name,
         "photos": {n: f"tests/data/000000000785.jpg tiled {c}x{r}, JPEG quality 90" for n, (c, r) in GRIDS.items()},
     }

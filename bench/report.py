@@ -76,11 +76,21 @@ def model_shape(model: dict[str, Any] | None) -> str | None:
 
 def model_speed(doc: dict[str, Any]) -> str:
     rows = [
-        [r["engine"], r.get("threads"), r["batch"], r["images_per_s"], r["median_ms"], r["p95_ms"]]
+        [
+            r["engine"],
+            r.get("threads"),
+            r["batch"],
+            r["images_per_s"],
+            r["median_ms"],
+            r["p95_ms"],
+            r.get("vs_onnxruntime_float32"),
+        ]
         for r in doc["results"]
     ]
-    return "**Model: ONNX Runtime float32 and int8 vs PyTorch eager, same weights**\n\n" + table(
-        ["engine", "threads", "batch", "images/s", "median ms", "p95 ms"], rows
+    auto = doc.get("config", {}).get("auto_engine")
+    note = f" (`POSE_ENGINE=auto` runs {auto} here)" if auto else ""
+    return f"**Model: the service's engines vs PyTorch eager, same weights**{note}\n\n" + table(
+        ["engine", "threads", "batch", "images/s", "median ms", "p95 ms", "speed vs ONNX Runtime float32"], rows
     )
 
 
@@ -226,21 +236,23 @@ def large_upload(doc: dict[str, Any]) -> str:
 def people(doc: dict[str, Any]) -> str:
     r = doc["results"]
     headers = [
-        "photo", "people answered", "p50 ms", "p95 ms", "vs single-person path", "detect ms", "model call ms",
-        "ms per extra person", "extra person vs one pose call",
+        "photo", "people answered", "p50 ms", "p95 ms", "vs single-person path",
+        "vs single-person path on ONNX Runtime float32", "detect ms", "model call ms", "ms per extra person",
+        "extra person vs one pose call",
     ]  # fmt: skip
     rows = [
         [
             row["case"], ", ".join(map(str, row["people_answered"])), row["median_ms"], row["p95_ms"],
-            row["vs_single_person_path"], row["detect_ms"], row["inference_ms"], row["ms_per_extra_person"],
-            row["extra_person_vs_pose_call"],
+            row["vs_single_person_path"], row.get("vs_onnxruntime_single_person_path"), row["detect_ms"],
+            row["inference_ms"], row["ms_per_extra_person"], row["extra_person_vs_pose_call"],
         ]
         for row in r["rows"]
     ]  # fmt: skip
     bare = r["bare"]
     return (
         "**Every person in the photo: `POST /predict` of the test photo tiled with 1, 2, 4 and 8 skiers, through the "
-        "person detector, beside the single-person path (detector off) and the bare model calls, timed in turn**\n\n"
+        f"person detector, beside the single-person path (detector off) and the bare model calls, timed in turn; "
+        f"engine: {doc.get('config', {}).get('engine', 'onnxruntime float32')}**\n\n"
         + table(headers, rows)
         + f"\n\nBare calls (median): one pose crop {bare['bare pose call']['median_ms']:.1f} ms, one detector call "
         f"{bare['bare detector call']['median_ms']:.1f} ms."

@@ -41,13 +41,17 @@ from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, ModelMetad
 from pose.detection import DetectionOptions
 from pose.geometry import Affine
 from pose.layout import KeypointLayout
+from service.cpus import cpu_model
 from service.inference.detector import PersonDetector
 from service.inference.engine import Engine, ModelInfo, ModelLoadError
+from service.inference.runtime import Runtime, cpu_session
 from service.settings import (
     DEFAULT_DETECTOR_MIN_SCORE,
     DEFAULT_DETECTOR_NMS_IOU,
     DEFAULT_DETECTOR_PATH,
     DEFAULT_MAX_PEOPLE,
+    ENGINE_CHOICES,
+    EngineChoice,
 )
 
 THRESHOLDS: tuple[float, ...] = (0.5, 0.1)
@@ -75,19 +79,19 @@ class Runner(Protocol):
 class OnnxRunner:
     """An exported model loaded by the service's own engine (its contract checks included), on the CPU."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, engine: EngineChoice = "auto") -> None:
         path = Path(path)
         if not path.is_file():
             raise EvaluationError(f"{path}: ONNX model not found")
         try:
-            self.engine = Engine.load(path, ("CPUExecutionProvider",), intra_op_threads=threads or 0)
+            self.engine = Engine.load(path, cpu_session(engine, threads or 0))
         except ModelLoadError as exc:
             raise EvaluationError(str(exc)) from exc
         meta = self.engine.info.metadata
         self.layout = meta.layout
         self.input_size = meta.input_size
         self.stride = meta.heatmap_stride
-        self.description = f"onnx:{path}"
+        self.description = f"onnx:{path} ({self.engine.info.runtime.label})"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.engine.run(np.ascontiguousarray(images, np.float32))
@@ -235,6 +239,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=str(DEFAULT_DETECTOR_PATH),
         help="person detector for whole photos, as POSE_DETECTOR_PATH ('' : none, the whole photo letterboxed)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default="auto",
+        help="what runs the ONNX models, as POSE_ENGINE (auto: OpenVINO bfloat16 where the CPU has native bfloat16, "
+        "else ONNX Runtime float32; on the CPU here)",
+    )
     parser.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, help="as POSE_MAX_PEOPLE")
     parser.add_argument(
         "--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE, help="as POSE_DETECTOR_MIN_SCORE"
@@ -353,11 +364,12 @@ def _progress_bar() -> Callable[[int, int], None] | None:
 def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], np.ndarray], str]:
     """``(ModelInfo, blocking model call, description)`` of ``--onnx`` (the service's engine) or ``--checkpoint``."""
     if args.onnx:
-        engine = OnnxRunner(args.onnx).engine
-        return engine.info, engine.run, f"onnx:{args.onnx}"
+        runner = OnnxRunner(args.onnx, engine=args.engine)
+        return runner.engine.info, runner.engine.run, runner.description
     runner = TorchRunner.from_checkpoint(args.checkpoint, device=args.device)
     metadata = ModelMetadata(layout=runner.layout, input_size=runner.input_size, heatmap_stride=runner.stride)
-    info = ModelInfo(Path(args.checkpoint), "checkpoint", "", metadata, ("torch",))
+    runtime = Runtime("torch", torch.__version__, "float32", args.device, cpu_model())
+    info = ModelInfo(Path(args.checkpoint), "checkpoint", "", metadata, runtime)
     return info, runner, runner.description
 
 
@@ -367,7 +379,7 @@ def photo_detector(args: argparse.Namespace) -> PersonDetector | None:
         return None
     options = DetectionOptions(args.detector_min_score, DEFAULT_DETECTOR_NMS_IOU, args.max_people)
     try:
-        return PersonDetector.load(args.detector, options, ("CPUExecutionProvider",))
+        return PersonDetector.load(args.detector, options, cpu_session(args.engine))
     except ModelLoadError as exc:
         raise EvaluationError(str(exc)) from exc
 

@@ -48,6 +48,7 @@ from model_export.provenance import command_line
 from pose.contract import PROVENANCE, ModelMetadata
 from service.inference.engine import Engine, ModelLoadError
 from service.inference.pipeline import PredictOptions, Upload
+from service.inference.runtime import cpu_session
 
 METHODS: dict[str, CalibrationMethod] = {
     "minmax": CalibrationMethod.MinMax,
@@ -209,7 +210,7 @@ def quantize_int8(
         model.metadata_props.add(key=key, value=value)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out_path))
-    Engine.load(out_path, providers=("CPUExecutionProvider",))  # the service's own checks: the contract holds
+    Engine.load(out_path, cpu_session("onnxruntime"))  # the service's own checks: the contract holds
     log(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
     return record
 
@@ -237,7 +238,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def calibrate(float_path: Path, lsp: Path | None, images: Path | None, count: int) -> Calibration:
     """Calibration inputs for the model at ``float_path``: LSP's training split, else a photo folder, else
     synthetic figures."""
-    engine = Engine.load(float_path, providers=("CPUExecutionProvider",))
+    engine = Engine.load(float_path, cpu_session("onnxruntime"))
     if lsp is not None:
         return lsp_calibration(engine, lsp, count)
     if images is not None:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deepen": ("model_export.deepen", "more stacks for a trained model, with the same predictions"),
     "train": ("model_export.train", "train a stacked hourglass"),
     "evaluate": ("evaluation.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
+    "engine-gate": ("evaluation.engine_gate", "PCK@0.2 of the served model on each engine against ONNX Runtime"),
 }
 
 

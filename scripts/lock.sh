@@ -3,7 +3,8 @@
 #
 # Each set is installed into a throwaway virtualenv and frozen, so a lock holds exactly what pip installs:
 #   serve.txt    serve.in, complete (what `make serve` and Dockerfile.cpu install)
-#   gpu.txt      serve.in with onnxruntime-gpu in place of onnxruntime, complete (what the GPU Dockerfile installs)
+#   gpu.txt      serve.in with onnxruntime-gpu in place of onnxruntime and without openvino (the CPU engine of
+#                service/inference/runtime.py), complete (what the GPU Dockerfile installs)
 #   train.txt    `-r serve.txt` + what train.in adds (torch CPU build, onnx, ...)
 #   dev.txt      `-r serve.txt` + what dev.in adds (pytest, ruff, ...), versions shared with train.txt kept equal
 #   compose.txt  docker-compose for the compose-file test; its own venv (.venv/compose: it needs jsonschema<4)
@@ -61,10 +62,10 @@ lock_serve() {
 }
 
 lock_gpu() {
-    sed 's/^onnxruntime==/onnxruntime-gpu==/' "$req/serve.in" >"$work/gpu.in"
-    grep -v '^onnxruntime==' "$req/serve.txt" >"$work/serve-no-ort.txt"
+    sed -e 's/^onnxruntime==/onnxruntime-gpu==/' -e '/^openvino==/d' "$req/serve.in" >"$work/gpu.in"
+    grep -v -e '^onnxruntime==' -e '^openvino' "$req/serve.txt" >"$work/serve-no-ort.txt"
     {
-        header "$req/serve.in (onnxruntime -> onnxruntime-gpu)"
+        header "$req/serve.in (onnxruntime -> onnxruntime-gpu, no openvino)"
         freeze gpu -r "$work/gpu.in" -c "$work/serve-no-ort.txt"
     } >"$work/gpu.txt"
     mv "$work/gpu.txt" "$req/gpu.txt"

@@ -6,10 +6,12 @@ Every field carries a description: ``/docs`` and the README list them from here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pose.detection import DEFAULT_MIN_SCORE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "weights" / "default.onnx"
@@ -18,8 +20,10 @@ DEFAULT_DETECTOR_PATH = REPO_ROOT / "weights" / "person_detector.onnx"
 DEFAULT_MAX_PIXELS = 50_000_000  # POSE_MAX_PIXELS
 DEFAULT_MAX_PEOPLE = 20  # POSE_MAX_PEOPLE
 DEFAULT_MAX_CROPS = 24  # POSE_MAX_CROPS
-DEFAULT_DETECTOR_MIN_SCORE = 0.3  # POSE_DETECTOR_MIN_SCORE
+DEFAULT_DETECTOR_MIN_SCORE = DEFAULT_MIN_SCORE  # POSE_DETECTOR_MIN_SCORE (pose.detection)
 DEFAULT_DETECTOR_NMS_IOU = 0.6  # POSE_DETECTOR_NMS_IOU
+EngineChoice = Literal["auto", "onnxruntime", "openvino-bf16", "openvino-f32"]  # POSE_ENGINE
+ENGINE_CHOICES: tuple[str, ...] = get_args(EngineChoice)
 PREFERRED_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
@@ -67,6 +71,12 @@ class Settings(BaseSettings):
     )
     host: str = Field("0.0.0.0", description="Interface the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server.")
+    engine: EngineChoice = Field(
+        "auto",
+        description="What runs the models: `auto` (ONNX Runtime on a GPU; else OpenVINO in bfloat16 where the CPU "
+        "has native bfloat16, AMX or AVX512_BF16; else ONNX Runtime float32), or forced: `onnxruntime`, "
+        "`openvino-bf16`, `openvino-f32` (start-up fails if it cannot run here). `/model` says which runs.",
+    )
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description=(
@@ -109,10 +119,14 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0,
         ge=0,
-        description="ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per physical core, unless a CPU "
-        "set or a cgroup CPU quota limits the process: then one per physical core it may use, at most the quota).",
+        description="Compute threads of one model call: ONNX Runtime's intra-op pool, OpenVINO's "
+        "`INFERENCE_NUM_THREADS` (0: ONNX Runtime's default, one per physical core, unless a CPU set or a cgroup CPU "
+        "quota limits the process: then one per physical core it may use, at most the quota; OpenVINO: one per usable "
+        "CPU).",
     )
-    inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime inter-op threads (0: ONNX Runtime's default).")
+    inter_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime inter-op threads (0: ONNX Runtime's default; OpenVINO: not used)."
+    )
     intra_op_spinning: bool = Field(
         False,
         description="Let ONNX Runtime's intra-op threads busy-wait for work: can shave latency on dedicated, idle "

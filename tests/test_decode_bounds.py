@@ -72,9 +72,10 @@ def test_high_bit_depth_decode_stays_near_its_floor(mode, fmt, limit_mb, fill, t
 BATCH = """
 import asyncio, resource, sys
 from service.inference.engine import Engine
+from service.inference.runtime import SessionOptions
 from service.imaging.decode import Decoder
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
-engine = Engine.load(sys.argv[1], intra_op_threads=1)
+engine = Engine.load(sys.argv[1], SessionOptions(intra_op_threads=1))
 pipeline = Pipeline(engine.info, DirectInference(engine.run), Decoder(50_000_000))
 uploads = [Upload(open(path, "rb").read(), "image/png") for path in sys.argv[2:]]
 asyncio.run(pipeline.predict_uploads(uploads[:1], PredictOptions()))  # one image: the floor

@@ -26,6 +26,7 @@ from service.imaging.budget import DecodeBudget, DecodeBusy, DecodeTooLarge, dec
 from service.imaging.decode import Decoder, open_image
 from service.inference.engine import Engine
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
+from service.inference.runtime import SessionOptions
 from tests.helpers.server import REPO_ROOT, peak_rss, service_env
 
 pytestmark = pytest.mark.reliability
@@ -188,7 +189,7 @@ def png_upload() -> Upload:
 
 
 def test_the_pipeline_decodes_within_its_budget_and_leaks_nothing(constant_model_path, png_upload):
-    engine = Engine.load(constant_model_path, intra_op_threads=1)
+    engine = Engine.load(constant_model_path, SessionOptions(intra_op_threads=1))
     budget = DecodeBudget(50 * MB, wait_s=1.0)
     pipeline = Pipeline(engine.info, DirectInference(engine.run), Decoder(10_000_000, budget=budget))
     assert len(asyncio.run(pipeline.predict_uploads([png_upload] * 3, PredictOptions()))) == 3

@@ -37,7 +37,7 @@ def test_bad_model_stops_startup_with_a_clear_message(kind: str, tmp_path: Path)
 # --------------------------------------------------------------------------- ONNX Runtime failing mid-request
 def test_inference_error_is_a_500_with_request_id_and_no_poisoned_state(tmp_path: Path) -> None:
     model = fault_models.write_model(tmp_path / "fail.onnx", "fail")
-    with ServiceProcess(model) as server, server.client() as client:
+    with ServiceProcess(model, engine="onnxruntime") as server, server.client() as client:  # its fault is ORT's
         for attempt in range(3):
             rid = f"fault-{attempt}"
             failed = client.post("/predict", content=fault_models.green_png(), headers={**PNG, "x-request-id": rid})

@@ -71,10 +71,11 @@ def test_every_top_level_pin_is_in_its_lock_file(name):
         assert locked[package].split("+")[0] == version, f"{package}: {name}.in {version}, {name}.txt {locked[package]}"
 
 
-def test_gpu_lock_is_the_serving_lock_with_onnxruntime_gpu():
+def test_gpu_lock_is_the_serving_lock_with_onnxruntime_gpu_and_no_openvino():
     serve, gpu = read_pins(REQ / "serve.txt"), read_pins(REQ / "gpu.txt")
     assert gpu.pop("onnxruntime-gpu") == serve.pop("onnxruntime")
-    assert "onnxruntime" not in gpu
+    assert serve.pop("openvino") and serve.pop("openvino-telemetry")  # the CPU engine: not in the GPU image
+    assert not {"onnxruntime", "openvino", "openvino-telemetry"} & gpu.keys()
     assert gpu == serve
 
 
@@ -106,6 +107,7 @@ def test_pyproject_groups_mirror_the_requirement_files():
     assert pyproject_pins(meta["optional-dependencies"]["gpu"]) == {
         "onnxruntime-gpu": read_pins(REQ / "serve.in")["onnxruntime"]
     }
+    assert "openvino" in pyproject_pins(meta["optional-dependencies"]["cpu"])
     for group in ("train", "dev"):
         assert pyproject_pins(project["dependency-groups"][group]) == read_pins(REQ / f"{group}.in"), group
     assert set(meta["scripts"].values()) == {"service.__main__:main", "model_export.__main__:main"}

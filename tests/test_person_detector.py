@@ -12,6 +12,7 @@ from pose.detection import DetectionOptions
 from service.imaging.decode import decode_rgb, open_image
 from service.inference.detector import PersonDetector
 from service.inference.engine import ModelLoadError
+from service.inference.runtime import SessionOptions
 from tests.helpers.server import REPO_ROOT, run_service_once
 
 DETECTOR = REPO_ROOT / "weights" / "person_detector.onnx"
@@ -23,7 +24,7 @@ LOGIT_TOLERANCE = 1e-4  # distance logits of magnitude up to ~10; measured 1.3e-
 
 @pytest.fixture(scope="module")
 def detector() -> PersonDetector:
-    return PersonDetector.load(DETECTOR, DetectionOptions(), ("CPUExecutionProvider",), intra_op_threads=1)
+    return PersonDetector.load(DETECTOR, DetectionOptions(), SessionOptions("onnxruntime", intra_op_threads=1))
 
 
 def test_the_onnx_matches_the_original_tfjs_graph_on_a_real_photo(detector: PersonDetector) -> None:

@@ -22,6 +22,7 @@ from model_export.__main__ import main
 from model_export.export import export_onnx
 from pose.contract import ModelMetadata
 from service.inference.engine import Engine
+from service.inference.runtime import cpu_session
 from tests.test_export import SIZE, tiny_model
 
 PHOTO = Path(__file__).resolve().parent / "data" / "000000000785.jpg"
@@ -46,7 +47,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_calibration_inputs_are_the_services_own_model_inputs(float_model, photos):
-    engine = Engine.load(float_model)
+    engine = Engine.load(float_model, cpu_session("onnxruntime"))
     calibration = folder_calibration(engine, photos, count=4)
     assert calibration.inputs.shape == (4, 3, *SIZE) and calibration.inputs.dtype == np.float32
     assert calibration.inputs.min() >= 0.0 and calibration.inputs.max() <= 1.0
@@ -56,7 +57,7 @@ def test_calibration_inputs_are_the_services_own_model_inputs(float_model, photo
 
 
 def test_the_int8_twin_is_quantized_close_and_labelled(float_model, photos, tmp_path):
-    engine = Engine.load(float_model)
+    engine = Engine.load(float_model, cpu_session("onnxruntime"))
     calibration = folder_calibration(engine, photos, count=6)
     out = tmp_path / "tiny_int8.onnx"
     record = quantize_int8(float_model, out, calibration, "minmax", log=lambda _: None)
@@ -72,8 +73,8 @@ def test_the_int8_twin_is_quantized_close_and_labelled(float_model, photos, tmp_
     assert calibrated == {"method": "minmax", "inputs": 6, "source": calibration.source}
     assert meta.provenance["dataset"] == "unit-test" and meta.layout.num_joints == 16
 
-    int8 = Engine.load(out)  # the service's own contract checks pass
-    floats = Engine.load(float_model).run(calibration.inputs)
+    int8 = Engine.load(out, cpu_session("onnxruntime"))  # the service's own contract checks pass
+    floats = Engine.load(float_model, cpu_session("onnxruntime")).run(calibration.inputs)
     quantized = int8.run(calibration.inputs)
     assert quantized.shape == floats.shape
     correlation = np.corrcoef(floats.ravel(), quantized.ravel())[0, 1]

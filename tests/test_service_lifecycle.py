@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 
 from bench.common import parse_server_timing
 from pose.layout import MPII
+from service.inference.runtime import openvino_problem, resolve_engine
 from tests.helpers.images import encode, gray_image
 from tests.helpers.models import renamed_output_model, slow_constant_model
 from tests.helpers.server import REPO_ROOT, run_service_once, service_env
@@ -82,7 +84,13 @@ def test_operational_endpoints(constant_server, constant_peaks):
         assert model["flip_pairs"] == [list(p) for p in MPII.flip_pairs]
         assert model["skeleton"] == [list(p) for p in MPII.skeleton]
         assert model["input_size"] == [256, 256] and model["heatmap_size"] == [64, 64]
-        assert model["providers"] == ["CPUExecutionProvider"]
+        engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+        assert (model["engine"]["engine"], model["engine"]["precision"], model["engine"]["device"]) == (
+            engine,
+            precision,
+            "cpu",
+        )
+        assert model["providers"] == (["CPUExecutionProvider"] if engine == "onnxruntime" else [])
         assert model["provenance"]["name"] == "constant-test"
         assert (model["name"], model["version"]) == ("constant-test", "1")
 
@@ -121,7 +129,8 @@ def test_operational_endpoints(constant_server, constant_peaks):
         for setting in ("POSE_MODEL_PATH", "POSE_MAX_UPLOAD_BYTES", "POSE_MAX_PIXELS", "POSE_PROVIDERS"):
             assert setting in openapi["info"]["description"]
         assert client.get("/docs").status_code == 200
-    assert "active providers CPUExecutionProvider" in constant_server.log
+    engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+    assert re.search(rf"engine {engine} [0-9.]+ {precision} on cpu \(", constant_server.log), constant_server.log
 
 
 def test_service_never_imports_torch(constant_model_path):

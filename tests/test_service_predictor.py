@@ -12,6 +12,7 @@ from pose.errors import PoseError
 from service.imaging.decode import Decoder
 from service.inference.engine import Engine
 from service.inference.pipeline import BatchedInference, DirectInference, Pipeline, PredictOptions, Upload
+from service.inference.runtime import SessionOptions
 from tests.helpers.answers import http_answer
 from tests.helpers.images import blob_image, encode
 
@@ -19,7 +20,7 @@ from tests.helpers.images import blob_image, encode
 @pytest.fixture(scope="module")
 def predictor(blob_model_path) -> Pipeline:
     """A pipeline whose model calls go through an awaitable (as a batcher's do), recorded in ``calls``."""
-    engine = Engine.load(blob_model_path, intra_op_threads=1)
+    engine = Engine.load(blob_model_path, SessionOptions(intra_op_threads=1))
     calls: list[int] = []
 
     async def infer(batch: np.ndarray) -> np.ndarray:
@@ -61,8 +62,8 @@ def test_bad_bbox_is_rejected_before_inference(predictor):
 
 
 def test_io_binding_gives_the_plain_run_result(blob_model_path):
-    plain = Engine.load(blob_model_path, intra_op_threads=1)
-    bound = Engine.load(blob_model_path, intra_op_threads=1, io_binding=True)
+    plain = Engine.load(blob_model_path, SessionOptions("onnxruntime", intra_op_threads=1))
+    bound = Engine.load(blob_model_path, SessionOptions("onnxruntime", intra_op_threads=1, io_binding=True))
     assert plain.io_binding is None  # default on CPU: off
     assert bound.io_binding == "cpu"
     rng = np.random.default_rng(3)
@@ -76,7 +77,7 @@ def test_io_binding_gives_the_plain_run_result(blob_model_path):
 
 
 def test_restart_marker_jpeg_predicts_the_same_on_any_decode_thread_count(blob_model_path):
-    engine = Engine.load(blob_model_path, intra_op_threads=1)
+    engine = Engine.load(blob_model_path, SessionOptions(intra_op_threads=1))
 
     picture = blob_image(2400, 1600, (1500.0, 500.0), 60.0)
     noisy = np.asarray(picture).astype(np.int16) + np.random.default_rng(0).integers(-20, 21, (1600, 2400, 3))

@@ -59,6 +59,10 @@ def install_inference(services: Services) -> None:
     if engine is None:
         raise RuntimeError("install_inference needs a loaded engine")
     batch_sizes = services.metrics.batch_size
+    services.metrics.loaded("pose", engine.info.name, engine.info.version, engine.info.runtime)
+    if services.detector is not None:
+        detector = services.detector.info
+        services.metrics.loaded("detector", detector.path.name, detector.version, detector.runtime)
 
     def run_model(batch: np.ndarray) -> np.ndarray:
         batch_sizes.observe(batch.shape[0])

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from service.inference.pipeline import StageTimes
+from service.inference.runtime import Runtime
 
 disable_created_metrics()  # no `*_created` series: half the exposition size, nothing a dashboard uses
 
@@ -71,8 +72,21 @@ class Metrics:
             "Images waiting in the dynamic batcher for a model call (0 without batching).",
             registry=self.registry,
         )
+        self.model_info = Gauge(
+            "pose_model_info",
+            "The loaded models (1 each): pose model or detector, file version, engine, its version and precision, "
+            "device.",
+            ["role", "model", "version", "engine", "engine_version", "precision", "device"],
+            registry=self.registry,
+        )
         for stage in STAGES:  # export every stage from the start, with zero counts
             self.stage_seconds.labels(stage)
+
+    def loaded(self, role: str, model: str, version: str, runtime: Runtime) -> None:
+        """Record a loaded model (``role``: ``pose`` or ``detector``) and the engine that runs it."""
+        self.model_info.labels(
+            role, model, version, runtime.engine, runtime.version, runtime.precision, runtime.device
+        ).set(1)
 
     def observe_stages(self, timings: Sequence[StageTimes]) -> None:
         """One request's stage times: each image's decode, and its batch's other stages once."""

@@ -14,7 +14,7 @@ from service.http.dependencies import EngineDep, PipelineDep, Services, Services
 from service.http.errors import ApiError
 from service.http.middleware import ImageSummary, request_record
 from service.http.openapi import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
-from service.http.schemas import ErrorResponse, ModelDescription, ModelRef, PoseResult, Status
+from service.http.schemas import EngineDescription, ErrorResponse, ModelDescription, ModelRef, PoseResult, Status
 from service.http.uploads import read_uploads
 from service.inference.pipeline import Pipeline, Prediction, PredictOptions, Upload
 from service.inference.readiness import NotReady
@@ -184,6 +184,7 @@ async def model(engine: EngineDep, services: ServicesDep) -> ModelDescription:
         heatmap_stride=meta.heatmap_stride,
         heatmap_size=meta.heatmap_size,
         providers=list(info.providers),
+        engine=EngineDescription(**info.runtime.describe()),
         architecture=meta.architecture,
         provenance=meta.provenance,
         detector=None if detector is None else detector.info.describe(),

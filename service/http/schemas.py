@@ -126,6 +126,16 @@ class PoseResult(BaseModel):
         )
 
 
+class EngineDescription(BaseModel):
+    """The runtime that computes the model's outputs."""
+
+    engine: str = Field(description="`onnxruntime` or `openvino`.")
+    version: str
+    precision: str = Field(description="`float32` or `bfloat16` (OpenVINO on a CPU with native bfloat16).")
+    device: str = Field(description="`cpu` or `cuda`.")
+    processor: str = Field(description="The host CPU's model name.")
+
+
 class ModelDescription(BaseModel):
     """The served model, from its ONNX metadata."""
 
@@ -141,7 +151,14 @@ class ModelDescription(BaseModel):
                     "input_size": [256, 256],
                     "heatmap_stride": 4,
                     "heatmap_size": [64, 64],
-                    "providers": ["CPUExecutionProvider"],
+                    "providers": [],
+                    "engine": {
+                        "engine": "openvino",
+                        "version": "2026.4.1",
+                        "precision": "bfloat16",
+                        "device": "cpu",
+                        "processor": "AMD EPYC",
+                    },
                     "architecture": {"stacks": 2, "features": 64, "order": 4},
                     "provenance": {"source": "model_export train"},
                     "detector": {"file": "person_detector.onnx", "input_size": [416, 416], "min_score": 0.3},
@@ -158,7 +175,10 @@ class ModelDescription(BaseModel):
     input_size: tuple[int, int] = Field(description="(height, width) of the network input.")
     heatmap_stride: int
     heatmap_size: tuple[int, int] = Field(description="(height, width) of the heatmaps.")
-    providers: list[str] = Field(description="Active ONNX Runtime execution providers, in priority order.")
+    providers: list[str] = Field(
+        description="Active ONNX Runtime execution providers, in priority order (empty when OpenVINO runs the model)."
+    )
+    engine: EngineDescription = Field(description="What runs the model (`POSE_ENGINE`), at which precision, where.")
     architecture: dict[str, Any]
     provenance: dict[str, Any]
     detector: dict[str, Any] | None = Field(

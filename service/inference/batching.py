@@ -27,6 +27,7 @@ from typing import Self
 import numpy as np
 
 from pose.errors import PoseError
+from service.inference.runtime import GPU_PROVIDERS
 
 RunFn = Callable[[np.ndarray], np.ndarray]
 
@@ -230,7 +231,6 @@ def _fail(requests: Iterable[_Request], error: BaseException) -> None:
             request.future.set_exception(error)
 
 
-GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 GPU_DEFAULT_MAX_BATCH = 8  # batching pays on a GPU: one launch for many images
 CPU_DEFAULT_MAX_BATCH = 1  # off: on CPU a batch costs about as much per image as single runs (bench/batching.py)
 

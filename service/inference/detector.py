@@ -1,5 +1,6 @@
-"""The person detector beside the pose model: an ONNX Runtime session under the detector contract of
-:mod:`pose.detection`, checked at start-up, and one call per image that answers the people in it."""
+"""The person detector beside the pose model: a session (:mod:`service.inference.runtime`, the pose model's
+engine) under the detector contract of :mod:`pose.detection`, checked at start-up, and one call per image that
+answers the people in it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from pose.detection import (
     DETECTOR_DISTANCES,
@@ -22,10 +22,18 @@ from pose.detection import (
     decode_people,
 )
 from pose.geometry import Affine, plan
-from service import cpus
 from service.imaging.decode import DecodedImage
 from service.imaging.resample import resample_into
-from service.inference.engine import ModelLoadError, file_digest, first_line, open_session
+from service.inference.engine import session_options
+from service.inference.runtime import (
+    ModelLoadError,
+    Runtime,
+    Session,
+    SessionOptions,
+    file_digest,
+    first_line,
+    open_session,
+)
 from service.settings import Settings
 
 log = logging.getLogger("service.inference.detector")
@@ -38,7 +46,7 @@ class DetectorInfo:
     path: Path
     version: str  # the file's SHA-256, first 12 hex digits
     spec: DetectorSpec
-    providers: tuple[str, ...]
+    runtime: Runtime
     options: DetectionOptions
 
     def describe(self) -> dict[str, Any]:
@@ -49,15 +57,16 @@ class DetectorInfo:
             "strides": list(self.spec.strides),
             "min_score": self.options.min_score,
             "nms_iou": self.options.nms_iou,
-            "providers": list(self.providers),
+            "providers": list(self.runtime.providers),
+            "engine": self.runtime.describe(),
             "provenance": self.spec.provenance,
         }
 
 
 class PersonDetector:
-    """A loaded, checked person detector; :meth:`detect` is thread-safe (ONNX Runtime sessions are)."""
+    """A loaded, checked person detector; :meth:`detect` is thread-safe."""
 
-    def __init__(self, session: ort.InferenceSession, info: DetectorInfo) -> None:
+    def __init__(self, session: Session, info: DetectorInfo) -> None:
         self._session = session
         self.info = info
 
@@ -66,21 +75,17 @@ class PersonDetector:
         cls,
         path: Path | str,
         options: DetectionOptions,
-        providers: tuple[str, ...] | list[str] = (),
-        intra_op_threads: int = 0,
-        inter_op_threads: int = 0,
-        intra_op_spinning: bool = False,
+        engine_options: SessionOptions | None = None,
     ) -> PersonDetector:
         """Open the file and check its contract with one blank image; :class:`ModelLoadError` naming the file."""
         path = Path(path)
         digest = file_digest(path)
-        threads = cpus.intra_op_threads(intra_op_threads)
-        session = open_session(path, providers, threads, inter_op_threads, intra_op_spinning)
+        session = open_session(path, engine_options or SessionOptions())
         spec = _check_contract(path, session)
-        info = DetectorInfo(path, digest[:12], spec, tuple(session.get_providers()), options)
+        info = DetectorInfo(path, digest[:12], spec, session.runtime, options)
         log.info(
-            "loaded person detector %s (%s): input %dx%d, %d points, min score %.2f, active providers %s",
-            path, info.version, *spec.input_size, spec.num_points, options.min_score, ", ".join(info.providers),
+            "loaded person detector %s (%s): input %dx%d, %d points, min score %.2f, engine %s",
+            path, info.version, *spec.input_size, spec.num_points, options.min_score, session.runtime.label,
         )  # fmt: skip
         return cls(session, info)
 
@@ -90,14 +95,7 @@ class PersonDetector:
         if settings.detector_path is None:
             return None
         options = DetectionOptions(settings.detector_min_score, settings.detector_nms_iou, settings.max_people)
-        return cls.load(
-            settings.detector_path,
-            options,
-            settings.providers,
-            settings.intra_op_threads,
-            settings.inter_op_threads,
-            settings.intra_op_spinning,
-        )
+        return cls.load(settings.detector_path, options, session_options(settings))
 
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Affine]:
         """The detector's input for ``image`` (letterboxed, RGB in [0, 1], black padding) and the map that made it."""
@@ -109,7 +107,7 @@ class PersonDetector:
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw outputs: person scores ``(N, A)`` and distance logits ``(N, A, 4, B)``."""
-        scores, distances = self._session.run([DETECTOR_SCORES, DETECTOR_DISTANCES], {DETECTOR_INPUT: batch})
+        scores, distances = self._session.run((DETECTOR_SCORES, DETECTOR_DISTANCES), {DETECTOR_INPUT: batch})
         return scores, distances
 
     def detect(self, image: DecodedImage, max_people: int) -> list[Detection]:
@@ -120,25 +118,25 @@ class PersonDetector:
         return people[:max_people]
 
 
-def _check_contract(path: Path, session: ort.InferenceSession) -> DetectorSpec:
+def _check_contract(path: Path, session: Session) -> DetectorSpec:
     """Names, shapes and metadata of the detector contract, then one blank image through it."""
-    inputs = session.get_inputs()
+    inputs = session.inputs
     if len(inputs) != 1 or inputs[0].name != DETECTOR_INPUT or len(inputs[0].shape) != 4:
         found = [(i.name, i.shape) for i in inputs]
         raise ModelLoadError(path, f"a person detector has one input '{DETECTOR_INPUT}' (N, 3, H, W), found {found}")
-    outputs = {o.name for o in session.get_outputs()}
+    outputs = {o.name for o in session.outputs}
     if not {DETECTOR_SCORES, DETECTOR_DISTANCES} <= outputs:
         raise ModelLoadError(
             path,
             f"a person detector has outputs '{DETECTOR_SCORES}' and '{DETECTOR_DISTANCES}', found {sorted(outputs)}",
         )
     try:
-        spec = DetectorSpec.from_props(session.get_modelmeta().custom_metadata_map)
+        spec = DetectorSpec.from_props(session.metadata)
     except DetectorContractError as exc:
         raise ModelLoadError(path, f"bad detector metadata: {exc}") from exc
     blank = np.zeros((1, 3, *spec.input_size), np.float32)
     try:
-        scores, distances = session.run([DETECTOR_SCORES, DETECTOR_DISTANCES], {DETECTOR_INPUT: blank})
+        scores, distances = session.run((DETECTOR_SCORES, DETECTOR_DISTANCES), {DETECTOR_INPUT: blank})
     except Exception as exc:  # noqa: BLE001 - any failure of the probe means the file is unusable
         raise ModelLoadError(path, f"inference on a blank image failed ({first_line(exc)})") from exc
     expected = ((1, spec.num_points), (1, spec.num_points, 4, spec.bins))

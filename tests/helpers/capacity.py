@@ -4,7 +4,8 @@
 Four terms, each bounded by a setting:
 
 - **baseline**: the process with the model loaded and warm (measured: 157 MB with the default model, CPU), the
-  person detector's session when one is loaded (measured: +50 MB), and the idle decode worker processes
+  person detector's session when one is loaded (measured: +50 MB), OpenVINO when ``POSE_ENGINE`` may pick it
+  (measured: +56 MB for both models), and the idle decode worker processes
   (``POSE_DECODE_PROCESSES``, 32 MB each; their decodes count in the budget);
 - **uploads**: only the ``POSE_MAX_CONCURRENCY`` requests holding a slot read their bodies, each at most
   ``POSE_MAX_FILES`` files of ``POSE_MAX_UPLOAD_BYTES``, plus one more while a part is copied out of the
@@ -30,6 +31,10 @@ BASELINE_BYTES = 160 * MB  # measured with the default model: 157 MB once ready
 WORKER_BYTES = 35 * MB  # measured: an idle decode worker (service.imaging.isolation), 32 MB
 MODEL_CALL_BYTES_PER_IMAGE = 15 * MB  # measured: 8 concurrent batch-1 calls of the default model, +120 MB
 DETECTOR_BYTES = 50 * MB  # measured: the ready server with the shipped person detector, 228 MB against 178 MB
+# measured 2026-12-05 (AMD EPYC): the ready server with both shipped models, 278 MB on OpenVINO bfloat16 against 222 MB
+# on ONNX Runtime. Its model calls hold less than ONNX Runtime's (8 concurrent: +12 MB against +122 MB), so the
+# per-call term below, ONNX Runtime's, bounds both engines.
+OPENVINO_BYTES = 60 * MB
 # measured: 8 concurrent flipped requests of a four-person photo peaked 311 MB over the ready server (39 MB a slot:
 # 8 crops' inputs and heatmaps 8 MB, a pose call 15 MB, the detector's call the rest)
 DETECTOR_CALL_BYTES = 20 * MB
@@ -38,7 +43,7 @@ _HEIGHT, _WIDTH = DEFAULT_INPUT_SIZE
 INPUT_BYTES_PER_IMAGE = 4 * (
     3 * _HEIGHT * _WIDTH + MPII.num_joints * (_HEIGHT // DEFAULT_HEATMAP_STRIDE) * (_WIDTH // DEFAULT_HEATMAP_STRIDE)
 )
-CPU_MODEL_BATCH = default_max_batch("CPUExecutionProvider")
+CPU_MODEL_BATCH = default_max_batch("cpu")
 
 
 @dataclass(frozen=True)
@@ -65,5 +70,6 @@ def memory_ceiling(settings: Settings, baseline: int = BASELINE_BYTES) -> Memory
     per_call = model_batch * MODEL_CALL_BYTES_PER_IMAGE + (DETECTOR_CALL_BYTES if settings.detector_path else 0)
     workers = settings.decode_processes * WORKER_BYTES
     detector = DETECTOR_BYTES if settings.detector_path else 0
+    openvino = OPENVINO_BYTES if settings.engine != "onnxruntime" else 0
     decodes = settings.decode_memory_mb * MB
-    return MemoryCeiling(baseline + detector + workers, uploads, decodes, slots * (per_request + per_call))
+    return MemoryCeiling(baseline + detector + openvino + workers, uploads, decodes, slots * (per_request + per_call))
