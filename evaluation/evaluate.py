@@ -250,6 +250,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE, help="as POSE_DETECTOR_MIN_SCORE"
     )
+    parser.add_argument(
+        "--detector-max-inside",
+        type=float,
+        default=DetectionOptions().max_inside,
+        help="a box inside a better one by more than this share of its area is dropped (1: off)",
+    )
     parser.add_argument("--coco-split", metavar="SPLIT", help="only the photos of this coco_split (e.g. val2017)")
     parser.add_argument(
         "--mpii-subset", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "mpii_subset"), help="annotations.json, images/"
@@ -377,7 +383,12 @@ def photo_detector(args: argparse.Namespace) -> PersonDetector | None:
     """The person detector of ``--detector`` on the CPU, with the service's options; None for ``''``."""
     if not args.detector:
         return None
-    options = DetectionOptions(args.detector_min_score, DEFAULT_DETECTOR_NMS_IOU, args.max_people)
+    options = DetectionOptions(
+        min_score=args.detector_min_score,
+        nms_iou=DEFAULT_DETECTOR_NMS_IOU,
+        max_people=args.max_people,
+        max_inside=args.detector_max_inside,
+    )
     try:
         return PersonDetector.load(args.detector, options, cpu_session(args.engine))
     except ModelLoadError as exc:

@@ -119,26 +119,38 @@ def distances_to_boxes(logits: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.stack([x - expected[:, 0], y - expected[:, 1], x + expected[:, 2], y + expected[:, 3]], 1)
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one ``(4,)`` x1, y1, x2, y2 box with each of ``(M, 4)``."""
+def overlaps(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(4,)`` x1, y1, x2, y2 box against each of ``(M, 4)``: intersection over union, and the share of each
+    of ``boxes`` that lies inside ``box`` (0 for an empty box)."""
     width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
     inter = width * height
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    over_union = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    inside = np.divide(inter, areas, out=np.zeros_like(inter), where=areas > 0)
+    return over_union, inside
 
 
-def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, threshold: float, limit: int) -> list[int]:
-    """Greedy NMS: the highest-scoring box is kept and every box overlapping it by IoU > ``threshold`` dropped,
-    repeatedly; at most ``limit`` indices, highest score first (ties: the lower index first)."""
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one ``(4,)`` x1, y1, x2, y2 box with each of ``(M, 4)``."""
+    return overlaps(box, boxes)[0]
+
+
+def non_maximum_suppression(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, limit: int, max_inside: float = 1.0
+) -> list[int]:
+    """Greedy NMS: the highest-scoring box is kept and every box overlapping it by IoU > ``threshold``, or lying
+    inside it by more than ``max_inside`` of its own area, dropped, repeatedly; at most ``limit`` indices, highest
+    score first (ties: the lower index first)."""
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     while order.size and len(kept) < limit:
         best, rest = int(order[0]), order[1:]
         kept.append(best)
-        order = rest[iou(boxes[best], boxes[rest]) <= threshold]
+        union_share, inside = overlaps(boxes[best], boxes[rest])
+        order = rest[(union_share <= threshold) & (inside <= max_inside)]
     return kept
 
 
@@ -156,6 +168,9 @@ class DetectionOptions:
     nms_iou: float = 0.6
     max_people: int = 10
     candidates: int = 300  # best-scoring points decoded before NMS (bounds the work on any image)
+    # a box lying inside a better one by more than this share of its area is part of that person (a torso found
+    # beside the whole body); 1.0: off
+    max_inside: float = 1.0
 
 
 def decode_people(
@@ -182,7 +197,7 @@ def decode_people(
         return []
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")[: options.candidates]]
     boxes = distances_to_boxes(logits[candidates], spec.points[candidates])
-    kept = non_maximum_suppression(boxes, scores[candidates], options.nms_iou, options.max_people)
+    kept = non_maximum_suppression(boxes, scores[candidates], options.nms_iou, options.max_people, options.max_inside)
     width, height = image_size
     people = []
     for k in kept:

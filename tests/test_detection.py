@@ -17,6 +17,7 @@ from pose.detection import (
     grid_points,
     iou,
     non_maximum_suppression,
+    overlaps,
 )
 from pose.geometry import plan
 
@@ -57,6 +58,17 @@ def test_nms_keeps_the_best_of_each_overlapping_group_in_score_order() -> None:
     assert non_maximum_suppression(boxes, scores, 0.6, 1) == [1]
     assert non_maximum_suppression(boxes, scores, 0.9, 10) == [1, 0, 2]  # 0 and 3 are equal: the first is kept
     assert non_maximum_suppression(boxes[:0], scores[:0], 0.6, 10) == []
+
+
+def test_a_box_inside_a_better_one_is_dropped_only_past_max_inside() -> None:
+    # a body 0..20 x 0..40 (score 0.9), its torso 4..16 x 4..20 (0.5: IoU 192/800 = 0.24, all of it inside), and a
+    # neighbour 15..35 x 0..40 (0.8: a quarter of it inside the body)
+    boxes = np.array([[0, 0, 20, 40], [4, 4, 16, 20], [15, 0, 35, 40.0]])
+    scores = np.array([0.9, 0.5, 0.8])
+    np.testing.assert_allclose(overlaps(boxes[0], boxes[1:]), [[192 / 800, 200 / 1400], [1.0, 0.25]])
+    assert non_maximum_suppression(boxes, scores, 0.6, 10) == [0, 2, 1]  # off by default
+    assert non_maximum_suppression(boxes, scores, 0.6, 10, max_inside=0.9) == [0, 2]
+    assert non_maximum_suppression(boxes, scores, 0.6, 10, max_inside=0.2) == [0]
 
 
 def _outputs(strong: dict[int, tuple[float, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -94,7 +94,9 @@ class PersonDetector:
         """The detector ``POSE_DETECTOR_PATH`` names, loaded as the service loads it; None when it is turned off."""
         if settings.detector_path is None:
             return None
-        options = DetectionOptions(settings.detector_min_score, settings.detector_nms_iou, settings.max_people)
+        options = DetectionOptions(
+            min_score=settings.detector_min_score, nms_iou=settings.detector_nms_iou, max_people=settings.max_people
+        )
         return cls.load(settings.detector_path, options, session_options(settings))
 
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Affine]:
