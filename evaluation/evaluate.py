@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evaluation import people_eval, photo_eval
+from evaluation import people_eval, photo_eval, served
 from model_export.checkpoint import CheckpointError, TrainingCheckpoint
 from model_export.data import mpii
 from model_export.data.augment import default_codec
@@ -38,19 +38,12 @@ from model_export.data.synthetic import SyntheticPoseDataset
 from model_export.metrics import PCKhResult, pckh
 from pose.codec import REFINE_METHODS, HeatmapCodec, flip_heatmaps
 from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE, ModelMetadata
-from pose.detection import DetectionOptions
 from pose.geometry import Affine
 from pose.layout import KeypointLayout
 from service.cpus import cpu_model
-from service.inference.detector import PersonDetector
 from service.inference.engine import Engine, ModelInfo, ModelLoadError
 from service.inference.runtime import Runtime, cpu_session
 from service.settings import (
-    DEFAULT_DETECTOR_MIN_SCORE,
-    DEFAULT_DETECTOR_NMS_IOU,
-    DEFAULT_DETECTOR_PATH,
-    DEFAULT_MAX_PEOPLE,
-    ENGINE_CHOICES,
     EngineChoice,
 )
 
@@ -233,29 +226,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "in it: the top-level answer), or both; people: every person of every photo, whole (detection recall and "
         "precision, matched PCK, COCO keypoint AP)",
     )
-    parser.add_argument(
-        "--detector",
-        metavar="ONNX",
-        default=str(DEFAULT_DETECTOR_PATH),
-        help="person detector for whole photos, as POSE_DETECTOR_PATH ('' : none, the whole photo letterboxed)",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=ENGINE_CHOICES,
-        default="auto",
-        help="what runs the ONNX models, as POSE_ENGINE (auto: OpenVINO bfloat16 where the CPU has native bfloat16, "
-        "else ONNX Runtime float32; on the CPU here)",
-    )
-    parser.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, help="as POSE_MAX_PEOPLE")
-    parser.add_argument(
-        "--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE, help="as POSE_DETECTOR_MIN_SCORE"
-    )
-    parser.add_argument(
-        "--detector-max-inside",
-        type=float,
-        default=DetectionOptions().max_inside,
-        help="a box inside a better one by more than this share of its area is dropped (1: off)",
-    )
+    served.add_arguments(parser)
     parser.add_argument("--coco-split", metavar="SPLIT", help="only the photos of this coco_split (e.g. val2017)")
     parser.add_argument(
         "--mpii-subset", metavar="DIR", default=str(DEFAULT_DATA_ROOT / "mpii_subset"), help="annotations.json, images/"
@@ -273,22 +244,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", choices=REFINE_METHODS, default="quarter", help="sub-pixel refinement")
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=served.positive_int,
         metavar="N",
         help=f"score the first N samples (synthetic: default {DEFAULT_SYNTHETIC_COUNT})",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--batch-size", type=served.positive_int, default=16)
     parser.add_argument("--device", default="cpu", help="torch device for --checkpoint")
     parser.add_argument("--data-seed", type=int, default=0, help="base seed of the synthetic figures")
     mpii.add_arguments(parser, splits=("val",))
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def build_dataset(args: argparse.Namespace, runner: Runner) -> Sequence[dict[str, Any]]:
@@ -379,22 +343,6 @@ def photo_model(args: argparse.Namespace) -> tuple[Any, Callable[[np.ndarray], n
     return info, runner, runner.description
 
 
-def photo_detector(args: argparse.Namespace) -> PersonDetector | None:
-    """The person detector of ``--detector`` on the CPU, with the service's options; None for ``''``."""
-    if not args.detector:
-        return None
-    options = DetectionOptions(
-        min_score=args.detector_min_score,
-        nms_iou=DEFAULT_DETECTOR_NMS_IOU,
-        max_people=args.max_people,
-        max_inside=args.detector_max_inside,
-    )
-    try:
-        return PersonDetector.load(args.detector, options, cpu_session(args.engine))
-    except ModelLoadError as exc:
-        raise EvaluationError(str(exc)) from exc
-
-
 def photo_records(args: argparse.Namespace) -> list[PersonRecord]:
     """The annotated people ``--dataset`` names (LSP's test or validation split, a COCO keypoints file, or the
     MPII frames of ``--mpii-subset``)."""
@@ -421,7 +369,7 @@ def run_photos(args: argparse.Namespace) -> int:
         records = photo_records(args)
         if not records:
             raise DataError(f"{args.dataset}: no annotated person to score")
-        detector = photo_detector(args)
+        detector = served.person_detector(args)
         if args.mode == "people":
             return people_eval.run(args, info, model_call, description, records, detector, _progress_bar())
         results = {}
@@ -431,7 +379,7 @@ def run_photos(args: argparse.Namespace) -> int:
                 info, model_call, scored, mode, args.refine, args.flip, detector, progress=_progress_bar()
             )
             results[mode] = (len(scored), photo_eval.score_mode(pred, scored, info.metadata.layout))
-    except (EvaluationError, DataError) as exc:
+    except (EvaluationError, DataError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{description}  dataset={args.dataset}  people={len(records)}  flip={args.flip}  refine={args.refine}")

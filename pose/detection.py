@@ -154,10 +154,11 @@ def non_maximum_suppression(
     return kept
 
 
-# The score floor of a person: chosen on the splits that may be tuned on (weights/README.md, "The person detector"):
-# coco_subset train2017's keypoint AP is highest at 0.2 (0.225, against 0.219 at 0.3) and LSP validation's whole
-# photos gain (0.784 against 0.782), at the cost of precision (0.298 against 0.416 on train2017)
-DEFAULT_MIN_SCORE = 0.2
+# The score floors of a person, chosen on the splits that may be tuned on (weights/README.md, "The person detector"):
+# every person needs DEFAULT_MIN_SCORE, except the most prominent one, which needs DEFAULT_FIRST_MIN_SCORE (a photo
+# sent for poses nearly always shows someone, and its main person is the one a doubtful score costs most)
+DEFAULT_MIN_SCORE = 0.3
+DEFAULT_FIRST_MIN_SCORE = 0.15
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,12 @@ class DetectionOptions:
     nms_iou: float = 0.6
     max_people: int = 10
     candidates: int = 300  # best-scoring points decoded before NMS (bounds the work on any image)
+    first_min_score: float = DEFAULT_FIRST_MIN_SCORE  # the floor of the most prominent person (at most min_score)
+
+    def __post_init__(self) -> None:
+        if self.first_min_score > self.min_score:
+            raise ValueError(f"first_min_score {self.first_min_score} is above min_score {self.min_score}")
+
     # a box lying inside a better one by more than this share of its area is part of that person (a torso found
     # beside the whole body); 1.0: off
     max_inside: float = 1.0
@@ -192,7 +199,8 @@ def decode_people(
             f"detector outputs {scores.shape} and {logits.shape} do not match {spec.num_points} points of "
             f"{spec.bins} bins"
         )
-    candidates = np.flatnonzero(scores >= options.min_score)
+    floor = min(options.min_score, options.first_min_score)
+    candidates = np.flatnonzero(scores >= floor)
     if candidates.size == 0:
         return []
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")[: options.candidates]]
@@ -209,4 +217,5 @@ def decode_people(
             people.append(
                 Detection((float(x1), float(y1), float(x2 - x1), float(y2 - y1)), float(scores[candidates[k]]))
             )
-    return sorted(people, key=lambda d: -d.score * d.area)
+    people.sort(key=lambda d: -d.score * d.area)
+    return people[:1] + [d for d in people[1:] if d.score >= options.min_score]

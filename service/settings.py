@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pose.detection import DEFAULT_MIN_SCORE
+from pose.detection import DEFAULT_FIRST_MIN_SCORE, DEFAULT_MIN_SCORE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "weights" / "default.onnx"
@@ -21,6 +21,7 @@ DEFAULT_MAX_PIXELS = 50_000_000  # POSE_MAX_PIXELS
 DEFAULT_MAX_PEOPLE = 20  # POSE_MAX_PEOPLE
 DEFAULT_MAX_CROPS = 24  # POSE_MAX_CROPS
 DEFAULT_DETECTOR_MIN_SCORE = DEFAULT_MIN_SCORE  # POSE_DETECTOR_MIN_SCORE (pose.detection)
+DEFAULT_DETECTOR_FIRST_MIN_SCORE = DEFAULT_FIRST_MIN_SCORE  # POSE_DETECTOR_FIRST_MIN_SCORE
 DEFAULT_DETECTOR_NMS_IOU = 0.6  # POSE_DETECTOR_NMS_IOU
 EngineChoice = Literal["auto", "onnxruntime", "openvino-bf16", "openvino-f32"]  # POSE_ENGINE
 ENGINE_CHOICES: tuple[str, ...] = get_args(EngineChoice)
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
         gt=0,
         lt=1,
         description="Lowest detector score that makes a person (weights/README.md: recall and precision).",
+    )
+    detector_first_min_score: float = Field(
+        DEFAULT_DETECTOR_FIRST_MIN_SCORE,
+        gt=0,
+        lt=1,
+        description="Lowest detector score of the most prominent person (score x box area) of a photo: at most "
+        "`POSE_DETECTOR_MIN_SCORE` (a photo's main person is often seen less surely than a bystander).",
     )
     detector_nms_iou: float = Field(
         DEFAULT_DETECTOR_NMS_IOU,
@@ -224,6 +232,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _first_floor_at_most_the_floor(self) -> Settings:
+        if self.detector_first_min_score > self.detector_min_score:
+            raise ValueError(
+                f"POSE_DETECTOR_FIRST_MIN_SCORE ({self.detector_first_min_score}) must be at most "
+                f"POSE_DETECTOR_MIN_SCORE ({self.detector_min_score})"
+            )
+        return self
 
 
 def settings_table() -> str:

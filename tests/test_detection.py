@@ -109,6 +109,19 @@ def test_people_are_ordered_by_score_times_area_and_capped() -> None:
     assert [round(p.score, 1) for p in capped] == [0.9]  # the cap keeps the best scores, then orders them
 
 
+def test_the_most_prominent_person_has_a_lower_floor_than_the_rest() -> None:
+    size = (64, 64)
+    to_input = plan(size, SPEC.input_size, "letterbox")
+    # point 10: a weak 64x64 person (0.25 x 1024 = 256 > 0.9 x 256 of point 0), point 19 (48, 48)/16: a weak 32x32 one
+    scores, logits = _outputs({0: (0.9, 1), 10: (0.25, 2), 19: (0.25, 1)})
+    default = decode_people(scores, logits, SPEC, to_input, size, DetectionOptions(min_score=0.3, first_min_score=0.2))
+    assert [(round(p.score, 2), p.area) for p in default] == [(0.25, 64 * 64), (0.9, 16 * 16)]  # not the small 0.25
+    strict = decode_people(scores, logits, SPEC, to_input, size, DetectionOptions(min_score=0.3, first_min_score=0.3))
+    assert [round(p.score, 2) for p in strict] == [0.9]
+    with pytest.raises(ValueError, match="above min_score"):
+        DetectionOptions(min_score=0.3, first_min_score=0.4)
+
+
 def test_no_point_above_the_floor_is_nobody() -> None:
     scores, logits = _outputs({})
     to_input = plan((64, 64), SPEC.input_size, "letterbox")
@@ -134,4 +147,5 @@ def test_spec_round_trips_and_refuses_bad_metadata() -> None:
         DetectorSpec((100, 100), (8,), 11)
     with pytest.raises(DetectorContractError, match="2 bins"):
         DetectorSpec((64, 64), (8,), 1)
-    assert math.isclose(DetectionOptions().min_score, 0.2)  # chosen on the tunable splits (pose.detection)
+    options = DetectionOptions()  # the floors chosen on the tunable splits (pose.detection)
+    assert math.isclose(options.min_score, 0.3) and math.isclose(options.first_min_score, 0.15)

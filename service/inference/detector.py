@@ -95,7 +95,10 @@ class PersonDetector:
         if settings.detector_path is None:
             return None
         options = DetectionOptions(
-            min_score=settings.detector_min_score, nms_iou=settings.detector_nms_iou, max_people=settings.max_people
+            min_score=settings.detector_min_score,
+            nms_iou=settings.detector_nms_iou,
+            max_people=settings.max_people,
+            first_min_score=settings.detector_first_min_score,
         )
         return cls.load(settings.detector_path, options, session_options(settings))
 
