@@ -100,7 +100,7 @@ def measure(
                 if i >= warmup:
                     times[name].append(elapsed)
                     if isinstance(outcome, dict):
-                        answers[name].append(outcome)
+                        answers[name].append({**outcome, "elapsed_ms": elapsed * 1000})
             if i >= warmup + MIN_SAMPLES and time.perf_counter() - started > budget_s:
                 break
     stats = {name: Stats.of(t) for name, t in times.items()}
@@ -113,6 +113,10 @@ def measure(
         """The people (pose crops) the service answered for the case's photo, median over its calls."""
         return int(statistics.median(len(a["body"]["people"]) for a in answers[name]))
 
+    def undecoded(name: str) -> float:
+        """Median of the case's latency less its photo's decode (the tiled photos grow with their people)."""
+        return statistics.median(a["elapsed_ms"] - a["timing"].get("decode", 0.0) for a in answers[name])
+
     first, first_people = stats["1 people"].median_ms, answered("1 people")
     # case -> whether it prices extra people (the single-person paths have none); each extra person is a pose crop the
     # service answered beyond the one-skier photo's (the detector may answer a skier twice, e.g. a torso)
@@ -123,6 +127,7 @@ def measure(
         detect = statistics.median(a["timing"].get("detect", 0.0) for a in answers[name])
         extra = answered(name) - first_people
         per_extra = (stats[name].median_ms - first) / extra if priced and extra > 0 else None
+        undecoded_extra = (undecoded(name) - undecoded("1 people")) / extra if priced and extra > 0 else None
         rows.append(
             {
                 "case": name,
@@ -134,6 +139,10 @@ def measure(
                 "detect_ms": round(detect, 3),
                 "ms_per_extra_person": None if per_extra is None else round(per_extra, 3),
                 "extra_person_vs_pose_call": None if per_extra is None else round(per_extra / pose_call, 3),
+                # the same, less the larger photo's longer decode: what a person costs in a photo of the same size
+                "extra_person_vs_pose_call_same_size": None
+                if undecoded_extra is None
+                else round(undecoded_extra / pose_call, 3),
             }
         )
     bare = {name: stats[name].as_dict() for name in ("bare pose call", "bare detector call")}

@@ -163,3 +163,16 @@ def test_the_gate_scores_each_kind_of_evaluation_and_names_the_engines_here() ->
         "coco_val_box",
         "coco_val_people",
     }
+
+
+@pytest.mark.parametrize("engine_choice", OPENVINO_ENGINES)
+def test_openvino_runs_any_batch_whether_compiled_static_or_dynamic(engine_choice: str) -> None:
+    """One image a call (the CPU default) is compiled as a static shape, a larger cap keeps the batch dynamic: both
+    answer a batch of three as three single calls do."""
+    options = SessionOptions(engine_choice, intra_op_threads=2)  # type: ignore[arg-type]
+    static, dynamic = Engine.load(MODEL, options), Engine.load(MODEL, options, max_batch=4)
+    assert static.max_batch == 1 and dynamic.max_batch == 4
+    batch = np.random.default_rng(5).random((3, 3, 256, 256), dtype=np.float32)
+    singles = np.concatenate([static.run(batch[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(static.run(batch), singles, atol=1e-6)
+    np.testing.assert_allclose(dynamic.run(batch), singles, atol=0.02)  # bfloat16: another kernel, other roundings

@@ -5,7 +5,7 @@ answers the people in it."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,8 @@ class PersonDetector:
         """Open the file and check its contract with one blank image; :class:`ModelLoadError` naming the file."""
         path = Path(path)
         digest = file_digest(path)
-        session = open_session(path, engine_options or SessionOptions())
+        # one photo a call: compiled for batch 1 where the engine can use it
+        session = open_session(path, replace(engine_options or SessionOptions(), static_batch=1))
         spec = _check_contract(path, session)
         info = DetectorInfo(path, digest[:12], spec, session.runtime, options)
         log.info(

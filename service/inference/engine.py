@@ -10,7 +10,7 @@ with a :class:`ModelLoadError` naming the file and the reason.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,10 @@ class Engine:
         """
         path = Path(path)
         digest = file_digest(path)
-        session = open_session(path, options or SessionOptions())
+        options = options or SessionOptions()
+        if max_batch in (None, 1) and options.static_batch is None:  # one image a call on CPU: a static shape
+            options = replace(options, static_batch=1)
+        session = open_session(path, options)
         metadata = _check_contract(path, session)
         provenance = metadata.provenance
         runtime = session.runtime
