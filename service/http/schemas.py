@@ -161,7 +161,12 @@ class ModelDescription(BaseModel):
                     },
                     "architecture": {"stacks": 2, "features": 64, "order": 4},
                     "provenance": {"source": "model_export train"},
-                    "detector": {"file": "person_detector.onnx", "input_size": [416, 416], "min_score": 0.3},
+                    "detector": {
+                        "file": "person_detector.onnx",
+                        "input_size": [416, 416],
+                        "min_score": 0.3,
+                        "first_min_score": 0.15,
+                    },
                 }
             ]
         }
@@ -182,7 +187,7 @@ class ModelDescription(BaseModel):
     architecture: dict[str, Any]
     provenance: dict[str, Any]
     detector: dict[str, Any] | None = Field(
-        description="The person detector (file, version, input size, score floor, providers, provenance); null when "
+        description="The person detector (file, version, input size, score floors, engine, provenance); null when "
         "it is turned off."
     )
 

@@ -56,6 +56,7 @@ class DetectorInfo:
             "input_size": list(self.spec.input_size),
             "strides": list(self.spec.strides),
             "min_score": self.options.min_score,
+            "first_min_score": self.options.first_min_score,
             "nms_iou": self.options.nms_iou,
             "providers": list(self.runtime.providers),
             "engine": self.runtime.describe(),
@@ -85,8 +86,9 @@ class PersonDetector:
         spec = _check_contract(path, session)
         info = DetectorInfo(path, digest[:12], spec, session.runtime, options)
         log.info(
-            "loaded person detector %s (%s): input %dx%d, %d points, min score %.2f, engine %s",
-            path, info.version, *spec.input_size, spec.num_points, options.min_score, session.runtime.label,
+            "loaded person detector %s (%s): input %dx%d, %d points, min score %.2f (the first person %.2f), engine %s",
+            path, info.version, *spec.input_size, spec.num_points, options.min_score, options.first_min_score,
+            session.runtime.label,
         )  # fmt: skip
         return cls(session, info)
 
