@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from service.cpus import cpu_limit, usable_cores
+from service.cpus import cpu_limit, cpu_model, usable_cores
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -135,7 +135,7 @@ def machine_info() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, load, library versions."""
     cpu = _cpuinfo()
     info: dict[str, Any] = {
-        "cpu_model": cpu.get("model name") or platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         # a hypervisor may name two CPU generations alike ("AMD EPYC"); the family and model numbers tell them apart
         "cpu_signature": _cpu_signature(cpu),
         "logical_cores": os.cpu_count(),

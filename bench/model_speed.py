@@ -19,7 +19,7 @@ from bench.common import add_common_args, print_rows, profile_of, time_alternati
 from bench.fixture import bench_model, default_lsp, int8_twin, load_torch_model
 from service.cpus import usable_cores
 from service.inference.engine import Engine
-from service.inference.runtime import cpu_session, openvino_problem, resolve_engine
+from service.inference.runtime import cpu_choice, cpu_session, unavailable
 
 # row name -> (POSE_ENGINE, int8 twin?)
 ENGINES = {
@@ -31,16 +31,12 @@ ENGINES = {
 
 
 def available(name: str) -> bool:
-    choice = ENGINES[name][0]
-    return (
-        not choice.startswith("openvino")
-        or openvino_problem("bfloat16" if choice.endswith("bf16") else "float32") is None
-    )
+    return unavailable(ENGINES[name][0]) is None  # type: ignore[arg-type]
 
 
 def auto_name() -> str:
     """The row ``POSE_ENGINE=auto`` runs on this machine's CPU."""
-    engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+    engine, precision = cpu_choice("auto")
     return f"{engine} {precision}"
 
 

@@ -39,7 +39,8 @@ from bench.servers import served
 from pose.detection import DetectionOptions
 from service.imaging.decode import decode_rgb, open_image
 from service.inference.detector import PersonDetector
-from service.inference.engine import Engine, session_options
+from service.inference.engine import Engine
+from service.inference.runtime import SessionOptions
 from service.settings import DEFAULT_DETECTOR_PATH, Settings
 
 ORT_SINGLE = "single-person path, onnxruntime float32"
@@ -73,7 +74,7 @@ def measure(
     """Every case in turn, call by call: bare pose and detector calls, both single-person paths, each photo."""
     settings = Settings(model_path=model_path)
     engine = Engine.from_settings(settings)
-    detector = PersonDetector.load(DEFAULT_DETECTOR_PATH, DetectionOptions(), session_options(settings))
+    detector = PersonDetector.load(DEFAULT_DETECTOR_PATH, DetectionOptions(), SessionOptions.from_settings(settings))
     crop = np.random.default_rng(0).random((1, 3, *engine.info.metadata.input_size), dtype=np.float32)
     detector_input, _ = detector.prepare(decode_rgb(open_image(photo_bytes(), settings.max_pixels)))
     photos = {n: tiled_people(n) for n in GRIDS}

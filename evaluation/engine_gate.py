@@ -21,7 +21,7 @@ from typing import Any
 from evaluation import evaluate
 from model_export.data.sources import DEFAULT_DATA_ROOT
 from service.cpus import cpu_model
-from service.inference.runtime import openvino_problem
+from service.inference.runtime import unavailable
 from service.settings import DEFAULT_MODEL_PATH, REPO_ROOT
 
 MAX_LOSS = 0.003  # PCK@0.2, the most an engine other than ONNX Runtime float32 may lose on any evaluation
@@ -69,11 +69,7 @@ def _version(package: str) -> str | None:
 
 def engines_here() -> list[str]:
     """ONNX Runtime float32 first, then each OpenVINO precision this CPU runs."""
-    found = [REFERENCE]
-    for name, precision in (("openvino-bf16", "bfloat16"), ("openvino-f32", "float32")):
-        if openvino_problem(precision) is None:  # type: ignore[arg-type]
-            found.append(name)
-    return found
+    return [REFERENCE, *(name for name in ("openvino-bf16", "openvino-f32") if unavailable(name) is None)]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

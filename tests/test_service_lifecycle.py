@@ -9,7 +9,7 @@ import textwrap
 
 from bench.common import parse_server_timing
 from pose.layout import MPII
-from service.inference.runtime import openvino_problem, resolve_engine
+from service.inference.runtime import cpu_choice
 from tests.helpers.images import encode, gray_image
 from tests.helpers.models import renamed_output_model, slow_constant_model
 from tests.helpers.server import REPO_ROOT, run_service_once, service_env
@@ -84,7 +84,7 @@ def test_operational_endpoints(constant_server, constant_peaks):
         assert model["flip_pairs"] == [list(p) for p in MPII.flip_pairs]
         assert model["skeleton"] == [list(p) for p in MPII.skeleton]
         assert model["input_size"] == [256, 256] and model["heatmap_size"] == [64, 64]
-        engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+        engine, precision = cpu_choice("auto")
         assert (model["engine"]["engine"], model["engine"]["precision"], model["engine"]["device"]) == (
             engine,
             precision,
@@ -129,7 +129,7 @@ def test_operational_endpoints(constant_server, constant_peaks):
         for setting in ("POSE_MODEL_PATH", "POSE_MAX_UPLOAD_BYTES", "POSE_MAX_PIXELS", "POSE_PROVIDERS"):
             assert setting in openapi["info"]["description"]
         assert client.get("/docs").status_code == 200
-    engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+    engine, precision = cpu_choice("auto")
     assert re.search(rf"engine {engine} [0-9.]+ {precision} on cpu \(", constant_server.log), constant_server.log
 
 

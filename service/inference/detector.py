@@ -24,7 +24,6 @@ from pose.detection import (
 from pose.geometry import Affine, plan
 from service.imaging.decode import DecodedImage
 from service.imaging.resample import resample_into
-from service.inference.engine import session_options
 from service.inference.runtime import (
     ModelLoadError,
     Runtime,
@@ -103,7 +102,7 @@ class PersonDetector:
             max_people=settings.max_people,
             first_min_score=settings.detector_first_min_score,
         )
-        return cls.load(settings.detector_path, options, session_options(settings))
+        return cls.load(settings.detector_path, options, SessionOptions.from_settings(settings))
 
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Affine]:
         """The detector's input for ``image`` (letterboxed, RGB in [0, 1], black padding) and the map that made it."""

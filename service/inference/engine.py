@@ -29,7 +29,7 @@ from service.settings import Settings
 
 log = logging.getLogger("service.inference.engine")
 
-__all__ = ["Engine", "ModelInfo", "ModelLoadError", "default_max_batch", "session_options"]
+__all__ = ["Engine", "ModelInfo", "ModelLoadError", "default_max_batch"]
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,6 @@ class ModelInfo:
     @property
     def heatmap_size(self) -> tuple[int, int]:
         return self.metadata.heatmap_size
-
-
-def session_options(settings: Settings) -> SessionOptions:
-    """The session options ``settings`` ask for (the pose model's and the detector's)."""
-    return SessionOptions(
-        settings.engine,
-        settings.providers,
-        settings.intra_op_threads,
-        settings.inter_op_threads,
-        settings.intra_op_spinning,
-        settings.io_binding,
-    )
 
 
 class Engine:
@@ -119,7 +107,7 @@ class Engine:
     def from_settings(cls, settings: Settings, path: Path | str | None = None) -> Engine:
         """The model at ``path`` (default ``settings.model_path``), loaded exactly as the service loads it."""
         path = settings.model_path if path is None else path
-        return cls.load(path, session_options(settings), max_batch=settings.max_model_batch)
+        return cls.load(path, SessionOptions.from_settings(settings), max_batch=settings.max_model_batch)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 in [0, 1] -> heatmaps ``(N, K, h, w)`` float32, :attr:`max_batch` at a time."""

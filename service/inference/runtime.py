@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import cpus
-from service.settings import ENGINE_CHOICES, PREFERRED_PROVIDERS, EngineChoice
+from service.settings import ENGINE_CHOICES, PREFERRED_PROVIDERS, EngineChoice, Settings
 
 log = logging.getLogger("service.inference.runtime")
 
@@ -103,6 +103,18 @@ class SessionOptions:
     # person-detector call on 2 EPYC cores); None: dynamic
     static_batch: int | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionOptions:
+        """The options ``settings`` ask for (the pose model's and the detector's)."""
+        return cls(
+            settings.engine,
+            settings.providers,
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            settings.intra_op_spinning,
+            settings.io_binding,
+        )
+
 
 def cpu_session(engine: EngineChoice = "auto", threads: int = 0) -> SessionOptions:
     """Options for a session on the CPU only (offline tools: evaluation, calibration, benchmarks)."""
@@ -122,6 +134,18 @@ def resolve_engine(
     if choice == "auto" and not GPU_PROVIDERS & set(providers) and bf16_problem is None:
         return "openvino", "bfloat16"
     return "onnxruntime", "float32"
+
+
+def cpu_choice(choice: EngineChoice = "auto") -> tuple[str, str]:
+    """The engine and precision ``choice`` resolves to on this machine's CPU."""
+    bf16_problem = openvino_problem("bfloat16") if choice == "auto" else None
+    return resolve_engine(choice, ["CPUExecutionProvider"], bf16_problem)
+
+
+def unavailable(choice: EngineChoice) -> str | None:
+    """Why forcing ``choice`` cannot run on this machine, or None when it can."""
+    engine, precision = resolve_engine(choice, ["CPUExecutionProvider"], None)
+    return openvino_problem(precision) if engine == "openvino" else None  # type: ignore[arg-type]
 
 
 def open_session(path: Path, options: SessionOptions) -> Session:
@@ -265,8 +289,11 @@ class OpenVinoSession:
         except queue.Empty:
             request = self._compiled.create_infer_request()
         try:
-            result = request.infer({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
-            return [np.array(result[name], copy=True) for name in names]  # the request's buffers are reused
+            # the inputs are read in place (this call holds them until it returns); the outputs come back as copies,
+            # not views of the request's buffers, which the next call reuses
+            feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+            result = request.infer(feeds, share_inputs=True)
+            return [result[name] for name in names]
         finally:
             self._idle.put(request)
 
