@@ -183,9 +183,67 @@ def test_a_trickled_upload_is_cut_off_and_frees_its_slot(constant_model_path: Pa
                     continue
             cut_after = time.monotonic() - start
             reply += read_rest(sock, reply)  # the head and the body may come in separate packets
+            closed = closed_within(sock, 8.0)  # refused: the connection is not left open for more trickling
+        assert closed
         assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
         assert b"upload_too_slow" in reply
         assert cut_after < 4, cut_after
         with server.client(timeout=10) as client:
             good = client.post("/predict", content=GOOD_JPEG, headers={"content-type": "image/jpeg"})
             assert good.status_code == 200, good.text
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server ends the connection (EOF or reset) within ``seconds`` while the client keeps
+    trickling a byte every quarter second (each byte would reset an idle timer); whatever it sends first."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.25)
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"x")
+            if not sock.recv(65536):
+                return True
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        except TimeoutError:
+            continue
+    return False
+
+
+def test_a_head_over_the_limit_in_one_write_is_a_431(server: ServiceProcess) -> None:
+    """The head limit holds however the head arrives: 60 kB of fields in one write (each field well under it)."""
+    fields = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 5000) for i in range(12))
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    assert still_serving(server)
+
+
+def test_a_body_the_route_does_not_read_is_not_waited_for(server: ServiceProcess) -> None:
+    """A gigabyte announced to a route that answers without reading it, trickled a byte at a time: the answer
+    comes and the connection closes (it used to stay open for as long as the bytes kept coming)."""
+    with connect(server) as sock:
+        sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nx")
+        assert closed_within(sock, 8.0)
+    assert still_serving(server)
+
+
+def test_an_endless_chunked_trailer_is_cut_off(server: ServiceProcess) -> None:
+    """After the last chunk, one trailer line that never ends: refused once it passes the head limit."""
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\nX-Trailer: "
+        )
+        sent, cut = 0, False
+        while sent < 8 * 2**20:
+            try:
+                sock.sendall(b"a" * 16384)
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            sent += 16384
+        assert cut or closed_within(sock, 8.0)
+    assert sent < 4 * 2**20, sent
+    assert still_serving(server)

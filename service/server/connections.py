@@ -6,8 +6,13 @@ open connections: a few clients that send headers forever, or never send a byte,
 uvicorn's; the internals it relies on are named and pinned in :mod:`service.server.uvicorn_seam`) with three
 bounds:
 
-- **head size**: more than ``max_head_bytes`` received before the head is complete, or more than
-  ``max_header_fields`` fields, is a ``431`` and the connection closes (the rest is never read);
+- **head size**: more than ``max_head_bytes`` received before the head is complete, or in its URL and fields
+  however it arrives (one write or many), or more than ``max_header_fields`` fields, is a ``431`` and the
+  connection closes (the rest is never read). A chunked body's framing (chunk-size lines, extensions and the
+  trailer) counts against the same limit beyond :data:`CHUNK_LINE_BYTES` a chunk, so a trailer that never ends
+  is cut off too;
+- **unread bodies**: a request answered before its body has all arrived (a route that does not read it, a
+  refusal, the upload-pace 408) closes its connection after the answer instead of waiting for the rest;
 - **head time**: a head (the first on a connection, or the next on a kept-alive one once it starts) not complete
   ``head_timeout_s`` after it was due is a ``408`` and the connection closes;
 - **connections**: past ``max_connections`` open connections, the oldest one still waiting for its head is closed
@@ -35,6 +40,7 @@ class ConnectionLimits:
     max_connections: int = 512
 
 
+CHUNK_LINE_BYTES = 32  # framing a chunk may carry outside the head limit: "ffffffff\r\n" and the CRLF after its data
 FD_RESERVE = 64  # descriptors kept free for the model, logs, sockets being accepted
 MAX_AUTO_CONNECTIONS = 4096
 
@@ -63,6 +69,11 @@ class _Guarded(HttpToolsProtocol):
         self._header_fields = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._opened_at = 0.0
+        self._messages = 0  # requests begun on this connection
+        self._body_bytes = 0
+        self._field_bytes = 0  # URL and header (and trailer) fields of the current message
+        self._framing_bytes = 0  # bytes of a body's transfer framing: chunk lines and the trailer
+        self._chunks = 0
         self._refused = False  # answered by a limit: the parser's remaining callbacks are ignored
         self._message_complete = True  # the parser is between messages (not inside a request's body)
 
@@ -98,6 +109,7 @@ class _Guarded(HttpToolsProtocol):
         self._awaiting_head = True
         self._head_bytes = 0
         self._header_fields = 0
+        self._field_bytes = 0
         self._cancel_head_timer()
         self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_timed_out)
 
@@ -113,26 +125,52 @@ class _Guarded(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         awaiting = self._awaiting_head
+        in_body = not awaiting and not self._message_complete
+        body_before, message = self._body_bytes, self._messages
         super().data_received(data)
-        if awaiting and self._awaiting_head and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if awaiting and self._awaiting_head:
             self._head_bytes += len(data)  # the head is still incomplete: all of this chunk belongs to it
             if self._head_bytes > self.limits.max_head_bytes:
                 self._too_large(f"the request head exceeds {self.limits.max_head_bytes} bytes")
+        elif in_body and not self._message_complete and message == self._messages:
+            self._framing_bytes += len(data) - (self._body_bytes - body_before)
+            if self._framing_bytes > self.limits.max_head_bytes + CHUNK_LINE_BYTES * self._chunks:
+                self._too_large(f"the request's chunk framing and trailer exceed {self.limits.max_head_bytes} bytes")
 
     def on_message_begin(self) -> None:
         self._message_complete = False
+        self._messages += 1
+        self._field_bytes = self._framing_bytes = self._chunks = self._body_bytes = 0
         if not self._awaiting_head:  # a head starts right after a body the app did not wait for
             self._expect_head()
         super().on_message_begin()
 
+    def on_url(self, url: bytes) -> None:
+        if self._refused or not self._count_field_bytes(len(url)):
+            return
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._refused:
+        if self._refused or not self._count_field_bytes(len(name) + len(value) + 4):
             return
         self._header_fields += 1
         if self._header_fields > self.limits.max_header_fields:
             self._too_large(f"the request has more than {self.limits.max_header_fields} header fields")
             return
         super().on_header(name, value)
+
+    def _count_field_bytes(self, n: int) -> bool:
+        """Add ``n`` bytes of the URL, a header or a trailer field; False (and a 431) past the head limit."""
+        self._field_bytes += n
+        if self._field_bytes > self.limits.max_head_bytes:
+            self._too_large(f"the request head exceeds {self.limits.max_head_bytes} bytes")
+            return False
+        return True
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
 
     def on_headers_complete(self) -> None:
         if self._refused:
@@ -142,6 +180,7 @@ class _Guarded(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
         if not self._refused:
             super().on_body(body)
 
@@ -152,7 +191,12 @@ class _Guarded(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._message_complete and not self.pipeline and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if not self._message_complete:  # answered before its body arrived: never wait for the rest
+            self._cancel_head_timer()
+            self.transport.close()
+        elif not self.pipeline:
             self._expect_head()  # the next request on this connection has the same time for its head
 
     # ------------------------------------------------------------------ refusals

@@ -21,6 +21,7 @@ PROTOCOL_METHODS: tuple[str, ...] = (
     "connection_lost",
     "data_received",
     "on_message_begin",
+    "on_url",
     "on_header",
     "on_headers_complete",
     "on_body",
