@@ -21,6 +21,7 @@ from pose.errors import PoseError
 from service.imaging.budget import decode_bytes
 from service.imaging.jpeg.progressive import decode_progressive
 from service.imaging.jpeg.strips import decode_in_strips
+from service.imaging.structure import ExcessiveStructure, check_structure
 
 
 class EmptyImage(PoseError):
@@ -146,6 +147,10 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
     if not data:
         raise EmptyImage("the uploaded image is empty (0 bytes)")
     try:
+        check_structure(data)
+    except ExcessiveStructure as exc:
+        raise TooComplex(str(exc)) from exc
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
@@ -157,7 +162,7 @@ def open_image(data: bytes, max_pixels: int, content_type: str | None = None) ->
             raise UnsupportedImage(_unsupported_message(declared)) from exc
         raise InvalidImage("the upload is not a readable image") from exc
     except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"the image header is corrupt ({exc})") from exc
+        raise _corrupt("the image header is corrupt", exc) from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImage(_unsupported_message(image.format or "unknown"))
     width, height = image.size
@@ -195,7 +200,7 @@ def read_pixels(opened: OpenedImage, threads: int = 1) -> tuple[Image.Image, tup
             image = image.transpose(transpose)
         rgb = to_rgb(image)
     except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"the image data is truncated or corrupt ({exc})") from exc
+        raise _corrupt("the image data is truncated or corrupt", exc) from exc
     return rgb, _oriented(opened.stored_size, orientation), float(scale)
 
 
@@ -257,6 +262,23 @@ def _to_8bit_grey(image: Image.Image) -> Image.Image:
             samples = np.clip(strip(top), 0, 65535).astype(np.uint32)  # 65535 * 255 + 32767 < 2**32
             out[top : top + rows] = (samples * 255 + 32767) // 65535
     return Image.fromarray(out, "L")
+
+
+# Pillow's own limits on PNG text metadata (PngImagePlugin.MAX_TEXT_CHUNK, MAX_TEXT_MEMORY), in the service's words
+_PILLOW_LIMITS = {
+    "MAX_TEXT_CHUNK": "a PNG text chunk decompresses to more than 1 MB, the most the service reads of one",
+    "MAX_TEXT_MEMORY": "the PNG's text chunks hold more than 64 MB, the most the service reads",
+}
+
+
+def _corrupt(what: str, exc: BaseException) -> PoseError:
+    """The error for a decoder's exception: TooComplex for a limit of Pillow's (named in the service's words),
+    else InvalidImage quoting the decoder."""
+    text = str(exc)
+    for name, message in _PILLOW_LIMITS.items():
+        if name in text:
+            return TooComplex(message)
+    return InvalidImage(f"{what} ({text})")
 
 
 def _unsupported_message(kind: str) -> str:

@@ -104,6 +104,60 @@ def scan_bomb(repeats: int, width: int = 1200, height: int = 900) -> bytes:
     return data[:-2] + last_scan * repeats + b"\xff\xd9"
 
 
+# --------------------------------------------------------------------------- header bombs: a few bytes of header
+# structure each, repeated until parsing the header alone costs seconds and hundreds of megabytes in Pillow
+def jpeg_with_segments(count: int, marker: bytes = b"\xff\xe1", payload: bytes = b"Exif\x00\x00") -> bytes:
+    """A small valid JPEG with ``count`` extra header segments (APP1 "Exif" by default; ``b"\xff\xfe", b""`` for
+    empty comments) between its start marker and the rest of its header."""
+    data = jpeg(32, 24)
+    segment = marker + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + segment * count + data[2:]
+
+
+def png_with_chunks(count: int, kind: bytes = b"zzZz") -> bytes:
+    """A small valid PNG with ``count`` empty ancillary chunks of an unknown ``kind`` after its IHDR."""
+    data = png(32, 24)
+    ihdr_end = 8 + 12 + 13
+    return data[:ihdr_end] + _png_chunk(kind, b"") * count + data[ihdr_end:]
+
+
+def gif_with_comment(sub_blocks: int) -> bytes:
+    """A small valid GIF whose comment extension is ``sub_blocks`` one-byte sub-blocks long."""
+    data = encode(rgb_image(32, 24).convert("P"), "GIF")
+    start = data.index(b"\x2c")  # the first image descriptor (the palette is a multiple of 3 bytes before it)
+    comment = b"\x21\xfe" + b"\x01c" * sub_blocks + b"\x00"
+    return data[:start] + comment + data[start:]
+
+
+def tiff_with_strips(strips: int) -> bytes:
+    """A little-endian TIFF of 1 x ``strips`` grey pixels, one row per strip: ``strips`` StripOffsets and
+    StripByteCounts (LONG values) that Pillow reads into tuples when it opens the file."""
+    entries = []
+    values = b""
+    offset_of_values = 8 + 2 + 9 * 12 + 4
+    pixel_data = offset_of_values + 8 * strips
+    offsets = struct.pack(f"<{strips}I", *range(pixel_data, pixel_data + strips))
+    counts = struct.pack(f"<{strips}I", *([1] * strips))
+
+    def entry(tag: int, kind: int, count: int, value: int) -> bytes:
+        return struct.pack("<HHII", tag, kind, count, value)
+
+    entries = [
+        entry(256, 4, 1, 1),  # ImageWidth
+        entry(257, 4, 1, strips),  # ImageLength
+        entry(258, 3, 1, 8),  # BitsPerSample
+        entry(259, 3, 1, 1),  # Compression: none
+        entry(262, 3, 1, 1),  # Photometric: black is zero
+        entry(273, 4, strips, offset_of_values),  # StripOffsets
+        entry(277, 3, 1, 1),  # SamplesPerPixel
+        entry(278, 4, 1, 1),  # RowsPerStrip
+        entry(279, 4, strips, offset_of_values + 4 * strips),  # StripByteCounts
+    ]
+    values = offsets + counts
+    ifd = struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + values + bytes(range(256)) * (strips // 256 + 1)
+
+
 def truncated(data: bytes, fraction: float = 0.5) -> bytes:
     return data[: max(1, int(len(data) * fraction))]
 
@@ -151,6 +205,7 @@ def _file(name: str, status: int, codes: tuple[str, ...], content: bytes, ctype:
 BAD_IMAGE = ("invalid_image",)
 TOO_LARGE = ("too_many_pixels",)
 BAD_QUERY = ("invalid_request",)
+TOO_COMPLEX = ("image_too_complex",)
 
 
 def corpus(max_files: int = 16) -> list[HostileCase]:
@@ -171,6 +226,17 @@ def corpus(max_files: int = 16) -> list[HostileCase]:
         _raw("PNG declaring 100000x100000", 413, TOO_LARGE, png_declaring(100_000, 100_000), "image/png"),
         _raw("PNG declaring 0x0", 400, BAD_IMAGE, png_declaring(0, 0), "image/png"),
         _raw("JPEG declaring 65000x65000", 413, TOO_LARGE, jpeg_declaring(65_000, 65_000), "image/jpeg"),
+        _raw("JPEG of 100,000 Exif segments", 422, TOO_COMPLEX, jpeg_with_segments(100_000), "image/jpeg"),
+        _raw(
+            "JPEG of 250,000 empty comments",
+            422,
+            TOO_COMPLEX,
+            jpeg_with_segments(250_000, b"\xff\xfe", b""),
+            "image/jpeg",
+        ),
+        _raw("PNG of 100,000 unknown chunks", 422, TOO_COMPLEX, png_with_chunks(100_000), "image/png"),
+        _raw("GIF comment of 500,000 sub-blocks", 422, TOO_COMPLEX, gif_with_comment(500_000), "image/gif"),
+        _raw("TIFF of 150,000 strips", 422, TOO_COMPLEX, tiff_with_strips(150_000), "image/tiff"),
         _raw("animated GIF (first frame)", 200, (), animated_gif(), "image/gif"),
         _raw("16-bit grey PNG", 200, (), png_16bit_gray(), "image/png"),
         _raw("16-bit RGB PNG", 200, (), png_16bit_rgb(), "image/png"),
