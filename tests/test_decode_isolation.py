@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from service.imaging.decode import decode_rgb, open_image
-from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers
+from service.imaging.isolation import ISOLATE_WORK, DecodeStopped, DecodeWorkers, WorkerLost
 from tests.helpers.hostile_inputs import scan_bomb
 from tests.helpers.server import child_processes
 
@@ -83,8 +83,8 @@ def test_a_decode_past_its_timeout_is_killed_and_its_worker_replaced(workers):
         decode_rgb(opened, None, 1, None, workers)
     assert time.monotonic() - start < 1.5
     assert not alive(before), "the overrunning worker still runs"
-    (after,) = [w.process.pid for w in workers._all]
-    assert after != before and alive(after)
+    (after,) = worker_pids(workers, gone=before)
+    assert after != before
     workers.timeout_s = 60.0  # the replacement decodes normally
     decoded = decode_rgb(open_image(data, 50_000_000), (256, 256), 1, None, workers)
     assert decoded.size == (4000, 3000) and decoded.image.mode == "RGB"
@@ -96,6 +96,76 @@ def test_a_corrupt_image_in_a_worker_is_the_clients_error(workers):
     with pytest.raises(Exception, match="truncated or corrupt") as raised:
         decode_rgb(open_image(data[: len(data) // 2], 50_000_000), None, 1, None, workers)
     assert type(raised.value).__name__ == "InvalidImage"
+
+
+def worker_pids(pool: DecodeWorkers, count: int = 1, gone: int | None = None, timeout: float = 10.0) -> list[int]:
+    """The pids of the pool's live workers once it has ``count`` of them again (without ``gone``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [w.process.pid for w in list(pool._all)]
+        if len(pids) == count and gone not in pids and all(alive(pid) for pid in pids):
+            return pids
+        time.sleep(0.02)
+    raise AssertionError(f"the pool did not get back to {count} live workers")
+
+
+def zombie(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" in status.read_text()
+
+
+def test_a_worker_killed_while_idle_is_reaped_and_replaced_before_use(workers):
+    """Killed between jobs: reaped at once (no zombie left), replaced, and the next costly image decodes; before,
+    the dead worker was handed the next two jobs and each was refused as the client's image_too_complex."""
+    (before,) = worker_pids(workers)
+    os.kill(before, signal.SIGKILL)
+    (after,) = worker_pids(workers, gone=before)
+    assert after != before
+    time.sleep(0.2)
+    assert not zombie(before)
+    workers.timeout_s = 60.0
+    data = decode_bomb(1200, 900)
+    for _ in range(2):
+        decoded = decode_rgb(open_image(data, 50_000_000), None, 1, None, workers)
+        assert decoded.size == (1200, 900)
+
+
+def test_a_stopped_idle_worker_is_replaced_before_use(workers):
+    """SIGSTOP between jobs: the next job goes to a fresh worker instead of waiting on the stopped one (before, it
+    was a 504 at the request timeout)."""
+    (before,) = worker_pids(workers)
+    os.kill(before, signal.SIGSTOP)
+    time.sleep(0.1)
+    workers.timeout_s, workers.min_work = 60.0, 0
+    decoded = decode_rgb(open_image(PHOTO.read_bytes(), 50_000_000), None, 1, None, workers)
+    assert decoded.size == (640, 425)
+    worker_pids(workers, gone=before)
+    assert not alive(before)
+
+
+def test_the_hand_off_to_a_stopped_worker_ends_at_its_deadline(workers):
+    """Megabytes for a worker that stops reading: the write gives up at the deadline instead of blocking."""
+    (worker,) = list(workers._all)
+    os.kill(worker.process.pid, signal.SIGSTOP)
+    start = time.monotonic()
+    taken = worker.send((large_progressive_photo(), None, 1, None, 1), time.monotonic() + 0.5)
+    assert not taken and time.monotonic() - start < 1.5
+
+
+def test_a_worker_stopped_mid_decode_is_the_services_fault(workers):
+    (pid,) = worker_pids(workers)
+    workers.timeout_s = 1.0
+    opened = open_image(decode_bomb(), 50_000_000)
+    threading.Timer(0.2, os.kill, (pid, signal.SIGSTOP)).start()
+    with pytest.raises(WorkerLost):  # at full scale the bomb takes about 1.3 s: stopped while decoding
+        decode_rgb(opened, None, 1, None, workers)
+
+
+def test_a_worker_lost_is_a_503_to_retry() -> None:
+    from service.http.errors import ApiError
+
+    error = ApiError.from_domain(WorkerLost("gone"))
+    assert (error.status, error.code) == (503, "decoder_restarted")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from service.imaging.decode import (
     TooComplex,
     TooManyPixels,
     UnsupportedImage,
+    WorkerLost,
 )
 from service.inference.batching import Overloaded, ShuttingDown
 from service.inference.readiness import NotReady
@@ -35,6 +36,7 @@ DOMAIN_ERRORS: dict[type[PoseError], tuple[int, str]] = {
     NotReady: (503, "not_ready"),
     Overloaded: (503, "overloaded"),
     DecodeBusy: (503, "overloaded"),
+    WorkerLost: (503, "decoder_restarted"),
     ShuttingDown: (503, "shutting_down"),
 }
 

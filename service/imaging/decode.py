@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from PIL import Image
 
 from service.imaging.budget import MB, DecodeBudget, DecodeBusy, DecodeTooLarge, Reservation
-from service.imaging.isolation import TRANSFER_BYTES, TRANSFER_BYTES_PER_PIXEL, DecodeStopped, DecodeWorkers
+from service.imaging.isolation import (
+    TRANSFER_BYTES,
+    TRANSFER_BYTES_PER_PIXEL,
+    DecodeStopped,
+    DecodeWorkers,
+    WorkerLost,
+)
 from service.imaging.jpeg.strips import decode_threads
 from service.imaging.reader import (
     SUPPORTED_CONTENT_TYPES,
@@ -47,6 +53,7 @@ __all__ = [
     "TooComplex",
     "TooManyPixels",
     "UnsupportedImage",
+    "WorkerLost",
     "decode_rgb",
     "open_image",
     "start_workers",
@@ -85,7 +92,8 @@ def decode_rgb(
     With ``budget`` the decode first takes its :attr:`OpenedImage.decode_bytes` from it (DecodeTooLarge,
     DecodeBusy), and the result holds them until :meth:`DecodedImage.release`. With ``workers`` an image
     whose :attr:`OpenedImage.decode_work` exceeds ``workers.min_work`` is decoded in a worker process,
-    stopped at its timeout (DecodeStopped); any other decodes in this thread.
+    stopped at its timeout (DecodeStopped; WorkerLost when the worker itself failed); any other decodes in this
+    thread.
 
     With ``min_size`` (oriented width, height) a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8)
     that still has at least that many pixels; on up to ``threads`` threads when it was written with restart

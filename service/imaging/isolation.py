@@ -8,16 +8,27 @@ an image whose work exceeds :attr:`DecodeWorkers.min_work` (:data:`ISOLATE_WORK`
 long-lived workers. A worker that passes the deadline is killed (SIGKILL) and replaced, and the request gets
 :class:`DecodeStopped`.
 
+A worker's own failure is the service's, not the client's (:class:`WorkerLost`, a 503 to retry): each worker has
+a watcher thread that reaps it the moment it exits (no zombies) and starts its replacement; a dead worker is
+never handed a job; the hand-off itself (the upload written to the worker's pipe) runs under the decode
+timeout, so a stopped (SIGSTOP) worker cannot hold a request past it; and a timeout on a worker found stopped
+is the service's fault too.
+
 The worker is ``python -m service.imaging.isolation READ_FD WRITE_FD``: it imports only the in-thread decoder
 (:mod:`service.imaging.reader`, a leaf), reads ``(data, content_type, max_pixels, min_size, threads)`` requests
-from one pipe and answers each on the other with the decode error, or ``(mode, size, full_size, reduction, rows)``
-followed by the pixels in strips of ``rows`` rows.
+(each a pickle behind its 8-byte length) from one pipe and answers each on the other (a
+:class:`multiprocessing.connection.Connection`) with the decode error, or ``(mode, size, full_size, reduction,
+rows)`` followed by the pixels in strips of ``rows`` rows.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import queue
+import select
+import struct
 import subprocess
 import sys
 import threading
@@ -46,7 +57,22 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the ``
 
 
 class DecodeStopped(PoseError):
-    """A decode that overran the service's decode timeout (or crashed its worker) and was stopped."""
+    """A decode that overran the service's decode timeout and was stopped."""
+
+
+class WorkerLost(PoseError):
+    """The decode worker died or stopped responding: the service's fault; the client may retry."""
+
+
+_LENGTH = struct.Struct("!Q")  # the length before each request's pickle
+
+
+def _process_state(pid: int) -> str:
+    """The one-letter state of ``pid`` from /proc (``T`` stopped, ``Z`` zombie); ``?`` when unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
 
 
 class _Worker:
@@ -66,14 +92,38 @@ class _Worker:
         )
         os.close(request_read)
         os.close(answer_write)
-        self.requests = Connection(request_write, readable=False)
+        os.set_blocking(request_write, False)  # written under the deadline (:meth:`send`)
+        self.requests = request_write
         self.answers = Connection(answer_read, writable=False)
+        self._closed = False
+
+    def alive(self) -> bool:
+        """Running (not exited, not stopped by a signal)."""
+        return self.process.poll() is None and _process_state(self.process.pid) not in ("T", "t", "Z")
+
+    def send(self, message: object, deadline: float) -> bool:
+        """Write one request before ``deadline``; False when the worker did not take it in time."""
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(_LENGTH.pack(len(payload)) + payload)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _, writable, _ = select.select([], [self.requests], [], remaining)
+            if writable:
+                try:
+                    view = view[os.write(self.requests, view) :]
+                except BlockingIOError:
+                    continue
+        return True
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
-        self.requests.close()
-        self.answers.close()
+        if not self._closed:
+            self._closed = True
+            os.close(self.requests)
+            self.answers.close()
 
 
 class DecodeWorkers:
@@ -99,26 +149,51 @@ class DecodeWorkers:
                 worker.kill()
                 return
             self._all.add(worker)
+        threading.Thread(target=self._watch, args=(worker,), name="decode-worker-watch", daemon=True).start()
         self._idle.put(worker)
+
+    def _watch(self, worker: _Worker) -> None:
+        """Reap ``worker`` the moment it exits, however it ends, and start its replacement (unless closing)."""
+        worker.process.wait()
+        with self._lock:
+            replace = worker in self._all and not self._closed
+            self._all.discard(worker)
+        if replace:
+            self._add()
+
+    def _borrow(self) -> _Worker:
+        """An idle worker that is alive; dead or stopped ones met on the way are killed (their watchers replace
+        them). DecodeBusy when none frees up within the wait."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise DecodeBusy("every decode worker is busy; try again shortly") from None
+            if worker.alive():
+                return worker
+            worker.kill()
 
     def decode(
         self, data: bytes, content_type: str | None, max_pixels: int, min_size: tuple[int, int] | None, threads: int
     ) -> tuple[Image.Image, tuple[int, int], float]:
-        """The decoded RGB image, its full oriented size and its reduction (the decode errors; DecodeStopped,
-        or :class:`~service.imaging.budget.DecodeBusy` when no worker frees up within the wait)."""
-        try:
-            worker = self._idle.get(timeout=self.wait_s)
-        except queue.Empty:
-            raise DecodeBusy("every decode worker is busy; try again shortly") from None
+        """The decoded RGB image, its full oriented size and its reduction (the decode errors; DecodeStopped;
+        WorkerLost; :class:`~service.imaging.budget.DecodeBusy` when no worker frees up within the wait)."""
+        worker = self._borrow()
         deadline = time.monotonic() + self.timeout_s
+        lost = WorkerLost("the image decoder stopped working and was replaced; try again")
         try:
-            worker.requests.send((data, content_type, max_pixels, min_size, threads))
+            if not worker.send((data, content_type, max_pixels, min_size, threads), deadline):
+                raise OSError("the worker did not take the job in time")  # an idle worker reads at once
             answer = self._receive(worker, deadline)
-        except (OSError, EOFError):  # the worker died mid-decode (a decoder crash, the OOM killer)
-            self._replace(worker)
-            raise DecodeStopped("the image's decoder crashed; it was stopped") from None
+        except (OSError, EOFError):  # the worker died (a decoder crash, the OOM killer)
+            worker.kill()
+            raise lost from None
         except DecodeStopped:
-            self._replace(worker)
+            stopped = not worker.alive()  # a worker stopped by a signal is not the image's doing
+            worker.kill()
+            if stopped:
+                raise lost from None
             raise
         self._idle.put(worker)
         if isinstance(answer, BaseException):
@@ -128,7 +203,7 @@ class DecodeWorkers:
     def _receive(self, worker: _Worker, deadline: float) -> tuple[Image.Image, tuple[int, int], float] | PoseError:
         def next_message() -> object:
             if not worker.answers.poll(max(0.0, deadline - time.monotonic())):
-                raise DecodeStopped(f"decoding the image took longer than {self.timeout_s:g} s; it was stopped")
+                raise DecodeStopped(self._overran())
             return worker.answers.recv()
 
         head = next_message()
@@ -142,11 +217,8 @@ class DecodeWorkers:
             del strip
         return image, full_size, reduction
 
-    def _replace(self, worker: _Worker) -> None:
-        worker.kill()
-        with self._lock:
-            self._all.discard(worker)
-        self._add()
+    def _overran(self) -> str:
+        return f"decoding the image took longer than {self.timeout_s:g} s; it was stopped"
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""
@@ -157,12 +229,23 @@ class DecodeWorkers:
             worker.kill()
 
 
-def _serve(requests: Connection, answers: Connection) -> None:
+def _read_request(requests: io.BufferedReader) -> tuple | None:
+    """The next request on the pipe; None when the service went away."""
+    head = requests.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(head)
+    payload = requests.read(length)
+    return pickle.loads(payload) if len(payload) == length else None
+
+
+def _serve(requests: io.BufferedReader, answers: Connection) -> None:
     while True:
-        try:
-            data, content_type, max_pixels, min_size, threads = requests.recv()
-        except EOFError:  # the service went away
+        request = _read_request(requests)
+        if request is None:  # the service went away
             return
+        data, content_type, max_pixels, min_size, threads = request
+        del request
         try:
             opened = open_image(data, max_pixels, content_type)
             opened.draft(min_size)
@@ -182,4 +265,4 @@ def _serve(requests: Connection, answers: Connection) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    _serve(os.fdopen(int(sys.argv[1]), "rb"), Connection(int(sys.argv[2]), readable=False))
