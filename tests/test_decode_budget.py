@@ -16,13 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from service.imaging.budget import DecodeBudget, DecodeBusy, DecodeTooLarge, decode_bytes
+from service.imaging.budget import DecodeBudget, DecodeBusy, DecodeTooLarge, decode_bytes, held_bytes
 from service.imaging.decode import Decoder, open_image
 from service.inference.engine import Engine
 from service.inference.pipeline import DirectInference, Pipeline, PredictOptions, Upload
@@ -66,9 +67,24 @@ def encoded(kind: str, side: int = SIDE) -> bytes:
         Image.fromarray(rgb).save(out, "WEBP", quality=80)
     elif kind == "gif":
         Image.fromarray(rgb).quantize(64).save(out, "GIF")
+    elif kind in ("tall_i16_png", "wide_i16_png", "tall_grey_png"):
+        return thin_png(kind)
     else:
         raise ValueError(kind)
     return out.getvalue()
+
+
+THIN = 5_000_000  # rows (or columns) of the thin images: a tenth of the pixel limit
+
+
+def thin_png(kind: str) -> bytes:
+    """1 x THIN (or THIN x 1) pixels: Pillow's per-row bookkeeping dominates the tall ones, libpng's rows the wide."""
+    from tests.helpers.hostile_inputs import png_raw
+
+    width, height = (THIN, 1) if kind.startswith("wide") else (1, THIN)
+    depth = 8 if "grey" in kind else 16
+    row = b"\x00" + b"\x00" * (width * depth // 8)
+    return png_raw(width, height, depth, 0, zlib.compress(row * height, 9))
 
 
 MEASURE = """
@@ -96,6 +112,9 @@ KINDS = [
     "lossless_webp",
     "lossy_webp",
     "gif",
+    "tall_i16_png",
+    "wide_i16_png",
+    "tall_grey_png",
 ]
 
 
@@ -196,7 +215,8 @@ def test_the_pipeline_decodes_within_its_budget_and_leaks_nothing(constant_model
     assert budget.used == 0
 
     kept = asyncio.run(pipeline.predict_uploads([png_upload], PredictOptions(), keep_images=True))
-    assert budget.used == open_image(png_upload.data, 10_000_000).decode_bytes  # held while the caller draws
+    # held while the caller draws: what the decoded image keeps, not the decode's peak
+    assert budget.used == held_bytes(kept[0].decoded().image.size) < open_image(png_upload.data, 10**7).decode_bytes
     kept[0].decoded().release()
     assert budget.used == 0
 

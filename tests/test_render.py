@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -290,3 +293,54 @@ def test_render_overlay_maps_a_reduced_decode_to_the_full_frame() -> None:
         side = [tuple(pixels[row, x]) for x in range(498, 506)]
         assert any(min(p) > 200 for p in side) and any(max(p) < 60 for p in side), (row, side)
     assert tuple(pixels[20, 502]) == GREY and tuple(pixels[250, 520]) == GREY
+
+
+@pytest.fixture(scope="module")
+def default_limits_server(constant_model_path: Path) -> Iterator[ServiceProcess]:
+    """The service's default limits (512 MB decode budget, 50 megapixels), as a hostile client meets them."""
+    with ServiceProcess(constant_model_path) as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_a_large_progressive_render_does_not_wait_on_its_own_decode(default_limits_server: ServiceProcess) -> None:
+    """7000 x 7000 progressive: the first decode (1/8 scale for the model) peaks at about 330 MB of the 512 MB
+    budget; the render's second decode at the picture's scale used to wait for that share until the 504 at 30 s."""
+    y, x = np.mgrid[0:7000, 0:7000]
+    picture = np.stack([(x // 50) % 256, (y // 50) % 256, ((x + y) // 90) % 256], -1).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(picture).save(out, "JPEG", quality=70, progressive=True)
+    with default_limits_server.client(timeout=60) as client:
+        start = time.monotonic()
+        answer = client.post("/predict/render", content=out.getvalue(), headers={"content-type": "image/jpeg"})
+        took = time.monotonic() - start
+    assert answer.status_code == 200, answer.text[:300]
+    assert took < 10, took
+
+
+@pytest.mark.slow
+def test_thin_images_are_bounded_in_the_render(default_limits_server: ServiceProcess) -> None:
+    """1 x 5,000,000 grey: drawn 4096 rows high (its resize used to need a kernel table of hundreds of MB, and
+    at 1 x 50,000,000 a MemoryError, a 500); 1 x 50,000,000 16-bit: its decode's real cost (Pillow's row
+    bookkeeping, 1.5 GB) is over the budget, a 413 from the header."""
+    from tests.helpers.hostile_inputs import png_raw
+
+    def thin(rows: int, depth: int) -> bytes:
+        compressor = zlib.compressobj(9)
+        row = b"\x00" * (1 + depth // 8)
+        idat = b"".join(compressor.compress(row * 1_000_000) for _ in range(rows // 1_000_000)) + compressor.flush()
+        return png_raw(1, rows, depth, 0, idat)
+
+    with default_limits_server.client(timeout=60) as client:
+        drawn = client.post(
+            "/predict/render", params={"max_side": 4096}, content=thin(5_000_000, 8),
+            headers={"content-type": "image/png"},
+        )  # fmt: skip
+        assert drawn.status_code == 200, drawn.text[:300]
+        assert Image.open(io.BytesIO(drawn.content)).size == (1, 4096)
+        refused = client.post(
+            "/predict/render", params={"max_side": 4096}, content=thin(50_000_000, 16),
+            headers={"content-type": "image/png"},
+        )  # fmt: skip
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "image_too_large", refused.text
+        assert client.get("/healthz").status_code == 200

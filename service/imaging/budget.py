@@ -27,6 +27,11 @@ _RGB = 4  # Pillow stores RGB and RGBA in 4 bytes per pixel
 _STRIP = 8 * MB  # the high-bit-depth conversion's working strip (service.imaging.decode)
 _WEBP_BUFFERS = 9  # libwebp's RGBA canvas and the copy Pillow reads it through, alive beside the image
 _SLACK = 16 * MB  # decoder buffers and allocator slack, per image (measured: tests/test_decode_budget.py)
+# Per row of pixels and image alive, whatever its width: Pillow keeps a pointer per row in every image (measured on
+# 1 x 50,000,000 PNGs: 14 bytes a row beyond the pixels for 8-bit grey, 21 for 16-bit, with three and four images
+# alive); negligible for photos (3,000 rows: 0.1 MB), it is what a tall thin image costs.
+_ROW = 8
+_PNG_ROWS = 2  # libpng keeps the row being unfiltered and the one before it: on a wide image, megabytes each
 
 
 class DecodeTooLarge(PoseError):
@@ -47,23 +52,40 @@ def decode_bytes(
     decoding except for JPEG); for WebP the decoder's own buffers; then the conversion to RGB: nothing
     for RGB, the white background an alpha image is composited on (and an RGBA intermediate for the other
     alpha modes and transparent palettes), the 8-bit copy and a working strip for high-bit-depth modes, and
-    the RGB result for every mode that is not RGB already; and a fixed slack.
+    the RGB result for every mode that is not RGB already; per row, Pillow's and the decoder's bookkeeping (and
+    for PNG the decoder's two rows); and a fixed slack.
     """
     stored = _STORED_BYTES.get(mode, 4)
-    per_pixel = stored * (2 if may_rotate else 1)
+    images = 2 if may_rotate else 1
+    per_pixel = stored * images
     extra = _SLACK
     if image_format == "WebP":
         per_pixel += _WEBP_BUFFERS
     if mode in _RGBA_MODES:
         per_pixel += _RGB
+        images += 1
     elif mode in _OTHER_ALPHA_MODES or (mode == "P" and transparency):
         per_pixel += 2 * _RGB
+        images += 2
     elif mode.startswith(_HIGH_BIT_DEPTH):
         per_pixel += 1 + _RGB
+        images += 2
         extra += _STRIP
     elif mode != "RGB":
         per_pixel += _RGB
-    return max(0, size[0]) * max(0, size[1]) * per_pixel + extra
+        images += 1
+    width, height = max(0, size[0]), max(0, size[1])
+    extra += _ROW * images * height
+    if image_format == "PNG":
+        extra += _PNG_ROWS * stored * width
+    return width * height * per_pixel + extra
+
+
+def held_bytes(size: tuple[int, int]) -> int:
+    """What a decoded RGB image of ``size`` keeps once its decode is over (Pillow's 4 bytes a pixel, a pointer a
+    row): the share its reservation shrinks to (:meth:`Reservation.shrink`)."""
+    width, height = max(0, size[0]), max(0, size[1])
+    return width * height * _RGB + _ROW * height
 
 
 class DecodeBudget:
@@ -111,6 +133,14 @@ class Reservation:
     def __init__(self, budget: DecodeBudget, nbytes: int) -> None:
         self.nbytes = nbytes
         self._budget: DecodeBudget | None = budget
+
+    def shrink(self, nbytes: int) -> None:
+        """Keep only ``nbytes`` (when fewer than held): a decode's peak is over, its result stays. A render that
+        decodes the upload again at a larger scale must not wait on the first decode's peak share."""
+        budget, nbytes = self._budget, max(0, int(nbytes))
+        if budget is not None and nbytes < self.nbytes:
+            budget._give_back(self.nbytes - nbytes)
+            self.nbytes = nbytes
 
     def release(self) -> None:
         """Give the bytes back (once; later calls do nothing)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from service.imaging.budget import MB, DecodeBudget, DecodeBusy, DecodeTooLarge, Reservation
+from service.imaging.budget import MB, DecodeBudget, DecodeBusy, DecodeTooLarge, Reservation, held_bytes
 from service.imaging.isolation import (
     TRANSFER_BYTES,
     TRANSFER_BYTES_PER_PIXEL,
@@ -90,7 +90,8 @@ def decode_rgb(
     """Decode the pixels, oriented and in RGB; InvalidImage when truncated or corrupt.
 
     With ``budget`` the decode first takes its :attr:`OpenedImage.decode_bytes` from it (DecodeTooLarge,
-    DecodeBusy), and the result holds them until :meth:`DecodedImage.release`. With ``workers`` an image
+    DecodeBusy), and the result holds what it keeps of them (:func:`.budget.held_bytes`) until
+    :meth:`DecodedImage.release`. With ``workers`` an image
     whose :attr:`OpenedImage.decode_work` exceeds ``workers.min_work`` is decoded in a worker process,
     stopped at its timeout (DecodeStopped; WorkerLost when the worker itself failed); any other decodes in this
     thread.
@@ -116,6 +117,8 @@ def decode_rgb(
         if reservation is not None:
             reservation.release()
         raise
+    if reservation is not None:
+        reservation.shrink(held_bytes(rgb.size))  # the decoder's buffers are gone; the RGB image stays
     return DecodedImage(rgb, size, reduction, reservation)
 
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from pose.layout import SIDE_COLOURS, KeypointLayout
 from service.imaging.decode import DecodedImage
+from service.imaging.resample import resize
 
 OutputFormat = Literal["png", "jpeg"]
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "jpeg")
@@ -139,7 +140,7 @@ def render_overlay(
     frame = frame_size or image.size
     size = output_size(frame, max_side)
     sx, sy = size[0] / frame[0], size[1] / frame[1]
-    picture = image.convert("RGB") if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+    picture = image.convert("RGB") if image.size == size else resize(image, size, Image.Resampling.LANCZOS)
     for person in people:
         if person.box is not None:
             x, y, w, h = person.box

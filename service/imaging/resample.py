@@ -16,6 +16,25 @@ from pose.geometry import Affine
 
 RESAMPLE = Image.Resampling.BILINEAR  # Pillow widens the kernel when shrinking: antialiased
 _EPS = 1e-6
+# Pillow's kernel grows with the shrink factor, and its coefficient tables with kernel x output size: a 1 x
+# 50,000,000 image shrunk to 4,096 rows needed gigabytes (a MemoryError). Past MAX_SHRINK on an axis the image is
+# first reduced by a whole factor (box averaging, Pillow's ``reducing_gap``), leaving at most REDUCING_GAP to
+# resample; photos (at most about 30x to the network input) never take that path.
+MAX_SHRINK = 64.0
+REDUCING_GAP = 8.0
+
+
+def resize(
+    image: Image.Image,
+    size: tuple[int, int],
+    resample: Image.Resampling = RESAMPLE,
+    box: tuple[float, float, float, float] | None = None,
+) -> Image.Image:
+    """``image.resize`` with its working memory bounded however far it shrinks (see :data:`MAX_SHRINK`)."""
+    x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(image.width), float(image.height))
+    shrink = max((x1 - x0) / max(size[0], 1), (y1 - y0) / max(size[1], 1))
+    gap = REDUCING_GAP if shrink > MAX_SHRINK else None
+    return image.resize(size, resample, box=box, reducing_gap=gap)
 
 
 def resample_into(
@@ -41,7 +60,7 @@ def resample_into(
     y0, y1, by0, by1 = _span(affine.sy, affine.ty, full_h, in_h, reduction, image.size[1])
     if x1 <= x0 or y1 <= y0:
         return
-    patch = image.resize((x1 - x0, y1 - y0), RESAMPLE, box=(bx0, by0, bx1, by1))
+    patch = resize(image, (x1 - x0, y1 - y0), RESAMPLE, box=(bx0, by0, bx1, by1))
     pixels = np.asarray(patch)
     np.divide(pixels.transpose(2, 0, 1), np.float32(255.0), out=out[:, y0:y1, x0:x1], casting="unsafe")
 
