@@ -214,13 +214,19 @@ def test_api_reference_renders_offline(browser: object, start_service, constant_
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/docs")
+    refused: list[str] = []  # what the page's Content-Security-Policy blocked (Chromium reports it on the console)
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    answer = page.goto(server.url + "/docs")
     page.wait_for_selector(".opblock-summary-path", state="attached")
+    page.click(".opblock-summary-path >> text=/predict")  # open an operation: more of the UI draws
+    page.wait_for_selector(".opblock-body", state="attached")
     paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map(n => n.textContent.trim())")
     context.close()
+    assert "script-src" in answer.headers["content-security-policy"]
     assert {"/predict", "/predict/batch", "/predict/render"} <= set(paths), paths
     assert not elsewhere, f"the page asked other origins for {elsewhere}"
     assert not errors, errors
+    assert not refused, refused
 
 
 def test_page_lists_every_person_and_shows_the_clicked_ones_keypoints(browser: object, tmp_path: Path) -> None:

@@ -6,9 +6,6 @@ limits, errors and pipeline call), then draws the keypoints with :mod:`service.i
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from service.http.csp import inline_hashes, policy
 from service.http.dependencies import PipelineDep, ServicesDep
 from service.http.openapi import ONE_IMAGE_BODY, prediction_responses
 from service.http.routes import Options, predict_and_note
@@ -45,31 +43,19 @@ def index_html() -> str:
     return INDEX_HTML.read_text(encoding="utf-8")
 
 
-def _inline_hashes(html: str, tag: str) -> list[str]:
-    """CSP source expressions (``'sha256-...'``) of the page's inline ``<tag>`` blocks."""
-    bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
-    return [f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies]
-
-
 @cache
 def page_headers() -> dict[str, str]:
     """The demo page runs only its own inline script and style (by hash), talks only to this origin,
     and may not be framed."""
     html = index_html()
-    policy = "; ".join(
-        [
-            "default-src 'none'",
-            f"script-src {' '.join(_inline_hashes(html, 'script'))}",
-            f"style-src {' '.join(_inline_hashes(html, 'style'))}",
-            "img-src 'self' blob: data:",
-            "connect-src 'self'",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        ]
-    )
     return {
-        "Content-Security-Policy": policy,
+        "Content-Security-Policy": policy(
+            script_src=" ".join(inline_hashes(html, "script")),
+            style_src=" ".join(inline_hashes(html, "style")),
+            img_src="'self' blob: data:",
+            connect_src="'self'",
+            form_action="'none'",
+        ),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
