@@ -247,3 +247,23 @@ def test_an_endless_chunked_trailer_is_cut_off(server: ServiceProcess) -> None:
         assert cut or closed_within(sock, 8.0)
     assert sent < 4 * 2**20, sent
     assert still_serving(server)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/", "/readyz", "/model"])
+def test_head_works_wherever_get_does_without_a_banner(server: ServiceProcess, path: str) -> None:
+    with server.client(timeout=10) as client:
+        got = client.get(path)
+        head = client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert "server" not in head.headers and "server" not in got.headers  # no "server: uvicorn" banner
+
+
+def test_head_where_get_does_not_exist_is_a_405_and_refusals_carry_no_banner(server: ServiceProcess) -> None:
+    with server.client(timeout=10) as client:
+        assert client.head("/predict").status_code == 405
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-F: v\r\n" * 150 + b"\r\n")
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 431") and b"\r\nserver:" not in reply.lower()

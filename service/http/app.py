@@ -29,7 +29,7 @@ from service.http import docs, pages, routes
 from service.http.dependencies import Services
 from service.http.errors import ApiError, error_body, error_headers
 from service.http.metrics import Metrics
-from service.http.middleware import ApiKey, Backpressure, MetricsMiddleware, RequestContext
+from service.http.middleware import ApiKey, Backpressure, HeadAsGet, MetricsMiddleware, RequestContext
 from service.imaging.decode import start_workers
 from service.inference.batching import batcher_for
 from service.inference.detector import PersonDetector
@@ -138,6 +138,8 @@ def create_app(
 
     # ---- middleware (the last added runs first) ----
     # outermost first: RequestContext (request id, JSON access log, 500s) -> metrics -> API key -> back-pressure
+    # -> HEAD routed as GET
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         Backpressure,
         max_concurrency=settings.max_concurrency,

@@ -33,6 +33,7 @@ def serve(app: ASGIApp, settings: Settings, readiness: Readiness) -> bool:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,  # service.http.middleware.RequestContext writes one JSON line per request instead
+        server_header=False,  # no "server: uvicorn" banner
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
         http=guarded_protocol(
             connection_limits(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)

@@ -2,7 +2,7 @@
 
 Order, outermost first (:func:`service.http.app.create_app`)::
 
-    RequestContext -> MetricsMiddleware -> ApiKey -> Backpressure -> app
+    RequestContext -> MetricsMiddleware -> ApiKey -> Backpressure -> HeadAsGet -> app
 
 so that every answer, including the 401/503/504 ones produced here, carries an ``X-Request-ID`` header and gets
 exactly one JSON access-log line. A route notes what that line and the ``Server-Timing`` header report on the
@@ -21,6 +21,7 @@ from service.http.middleware.context import (
     request_record,
     server_timing,
 )
+from service.http.middleware.head import HeadAsGet
 from service.http.middleware.metrics import MetricsMiddleware
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SERVER_TIMING_HEADER",
     "ApiKey",
     "Backpressure",
+    "HeadAsGet",
     "ImageSummary",
     "MetricsMiddleware",
     "RequestContext",
