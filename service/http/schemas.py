@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from service.inference.pipeline import Person, Prediction
+
+# Two integers. Pydantic writes ``tuple[int, int]`` as ``prefixItems``, valid OpenAPI 3.1 that common checkers
+# (schemathesis among them) refuse inside ``items``; this is the same constraint in the form every one reads.
+IntPair = Annotated[
+    tuple[int, int], WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2})
+]
 
 
 class Keypoint(BaseModel):
@@ -175,11 +181,11 @@ class ModelDescription(BaseModel):
     name: str
     version: str
     keypoint_names: list[str]
-    skeleton: list[tuple[int, int]]
-    flip_pairs: list[tuple[int, int]]
-    input_size: tuple[int, int] = Field(description="(height, width) of the network input.")
+    skeleton: list[IntPair]
+    flip_pairs: list[IntPair]
+    input_size: IntPair = Field(description="(height, width) of the network input.")
     heatmap_stride: int
-    heatmap_size: tuple[int, int] = Field(description="(height, width) of the heatmaps.")
+    heatmap_size: IntPair = Field(description="(height, width) of the heatmaps.")
     providers: list[str] = Field(
         description="Active ONNX Runtime execution providers, in priority order (empty when OpenVINO runs the model)."
     )
