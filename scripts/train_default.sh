@@ -23,6 +23,12 @@
 #                                            model_export deepen`: the new stack copies the last), then one polish
 #                                            cycle of DEEPEN_STEPS (2200) steps, lr / 10 after DEEPEN_DROP (1600),
 #                                            seed 5; writes RUNS/deepen/ and resumes from RUNS/deepen/last.pt
+#   scripts/train_default.sh everyday [ARGS]  stage 5 (issue 31): one polish cycle from FROM (default weights/default.pt)
+#                                            towards everyday photos: coco_subset's train2017-fit people join the mix
+#                                            (EVERYDAY_MIX), a third of the box crops cut off by the photo's edge,
+#                                            two fifths partly covered; EVERYDAY_STEPS (2000), lr / 10 after
+#                                            EVERYDAY_DROP (1500), seed 7; writes RUNS/everyday/ and resumes from
+#                                            RUNS/everyday/last.pt (or RESUME). Pick by LSP val and coco train2017-val
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/deepen/last.pt, else RUNS/polish/last.pt, else
 #                                            RUNS/finish/last.pt) as the default model (scripts/ship_default.sh)
 #
@@ -112,6 +118,11 @@ case "$STAGE" in
     fi
     polish_cycle "$RUNS/deepen" "$RUNS/deepen/init.pt" "${DEEPEN_STEPS:-2200}" "${DEEPEN_DROP:-1600}" --seed 5 "$@"
     ;;
+  everyday)
+    polish_cycle "$RUNS/everyday" "${FROM:-weights/default.pt}" "${EVERYDAY_STEPS:-2000}" "${EVERYDAY_DROP:-1500}" \
+      --dataset "${EVERYDAY_MIX:-lsp:2,lspet:5,mpii:2,coco:1.5,synthetic:0.5}" --truncate-prob 0.3 \
+      --occlusion-prob 0.4 --whole-image-prob 0.2 --seed 7 "$@"
+    ;;
   ship)
     last="$RUNS/deepen/last.pt"
     [ -f "$last" ] || last="$RUNS/polish/last.pt"
@@ -120,7 +131,7 @@ case "$STAGE" in
     scripts/ship_default.sh "$ckpt"
     ;;
   *)
-    echo "usage: scripts/train_default.sh trunk|finish|polish|deepen|ship [ARGS]" >&2
+    echo "usage: scripts/train_default.sh trunk|finish|polish|deepen|everyday|ship [ARGS]" >&2
     exit 2
     ;;
 esac

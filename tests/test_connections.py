@@ -267,3 +267,12 @@ def test_head_where_get_does_not_exist_is_a_405_and_refusals_carry_no_banner(ser
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-F: v\r\n" * 150 + b"\r\n")
         reply = answer(sock)
     assert reply.startswith(b"HTTP/1.1 431") and b"\r\nserver:" not in reply.lower()
+
+
+def test_a_client_still_sending_its_upload_gets_the_early_answer(server: ServiceProcess) -> None:
+    """A route that answers without reading the body: the connection lingers (reading and dropping) long enough
+    for a client that sends its whole upload before reading to get that answer, not a reset."""
+    with server.client(timeout=10) as client:
+        for _ in range(3):
+            answer = client.post("/healthz", content=b"x" * (8 * 2**20))
+            assert answer.status_code == 405, answer.text[:200]

@@ -20,7 +20,7 @@ BOMBS = {
     "tiff strips": lambda n: corpus.tiff_with_strips(n),
 }
 LIMITS = {
-    "jpeg exif segments": structure.MAX_JPEG_SEGMENTS,
+    "jpeg exif segments": structure.MAX_JPEG_APP1,
     "jpeg comments": structure.MAX_JPEG_SEGMENTS,
     "png chunks": structure.MAX_PNG_OTHER_CHUNKS,
     "gif comment sub-blocks": structure.MAX_GIF_SUB_BLOCKS,

@@ -20,6 +20,7 @@ import struct
 from pose.errors import PoseError
 
 MAX_JPEG_SEGMENTS = 1_000  # header segments before the first scan (ICC profiles split into at most 255)
+MAX_JPEG_APP1 = 64  # of them APP1 (Exif, XMP, extended XMP): Pillow re-reads Exif per segment (990 of 19 kB: 1 s)
 MAX_PNG_CHUNKS = 20_000  # every chunk up to IEND: IDAT of 8 kB each would be 160 MB of pixel data
 MAX_PNG_OTHER_CHUNKS = 1_000  # chunks that are not pixel data (IDAT, fdAT)
 MAX_GIF_SUB_BLOCKS = 4_096  # extension sub-blocks before the first image (a 1 MB comment at 255 bytes each)
@@ -49,7 +50,7 @@ def _too_many(what: str, limit: int) -> ExcessiveStructure:
 
 
 def _jpeg(data: bytes) -> None:
-    position, segments = 2, 0
+    position, segments, app1 = 2, 0, 0
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             return  # not a marker: Pillow reports the corruption
@@ -65,6 +66,10 @@ def _jpeg(data: bytes) -> None:
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
             raise _too_many("JPEG header segments", MAX_JPEG_SEGMENTS)
+        if marker == 0xE1:
+            app1 += 1
+            if app1 > MAX_JPEG_APP1:
+                raise _too_many("JPEG APP1 (Exif and XMP) segments", MAX_JPEG_APP1)
         (length,) = struct.unpack_from(">H", data, position + 2)
         position += 2 + length
 

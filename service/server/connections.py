@@ -12,7 +12,9 @@ bounds:
   trailer) counts against the same limit beyond :data:`CHUNK_LINE_BYTES` a chunk, so a trailer that never ends
   is cut off too;
 - **unread bodies**: a request answered before its body has all arrived (a route that does not read it, a
-  refusal, the upload-pace 408) closes its connection after the answer instead of waiting for the rest;
+  refusal, the upload-pace 408) does not wait for the rest for long: the rest is read and dropped for at most
+  :data:`LINGER_S` and :data:`LINGER_BYTES` (so that a client still sending its upload reads the answer instead
+  of a reset, and keeps its connection when the body does end), then the connection closes;
 - **head time**: a head (the first on a connection, or the next on a kept-alive one once it starts) not complete
   ``head_timeout_s`` after it was due is a ``408`` and the connection closes;
 - **connections**: past ``max_connections`` open connections, the oldest one still waiting for its head is closed
@@ -40,6 +42,8 @@ class ConnectionLimits:
     max_connections: int = 512
 
 
+LINGER_S = 2.0  # after such an answer, the most time spent reading and dropping the rest of its body
+LINGER_BYTES = 64 * 2**20  # and the most bytes
 CHUNK_LINE_BYTES = 32  # framing a chunk may carry outside the head limit: "ffffffff\r\n" and the CRLF after its data
 FD_RESERVE = 64  # descriptors kept free for the model, logs, sockets being accepted
 MAX_AUTO_CONNECTIONS = 4096
@@ -75,6 +79,8 @@ class _Guarded(HttpToolsProtocol):
         self._framing_bytes = 0  # bytes of a body's transfer framing: chunk lines and the trailer
         self._chunks = 0
         self._refused = False  # answered by a limit: the parser's remaining callbacks are ignored
+        self._lingering: asyncio.TimerHandle | None = None  # answered; the rest of the body is dropped until it fires
+        self._lingered = 0
         self._message_complete = True  # the parser is between messages (not inside a request's body)
 
     # ------------------------------------------------------------------ connections
@@ -88,6 +94,7 @@ class _Guarded(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._stop_lingering()
         super().connection_lost(exc)
 
     def _evict_an_idle_connection(self) -> bool:
@@ -169,6 +176,11 @@ class _Guarded(HttpToolsProtocol):
             return False
         return True
 
+    def _linger_over(self) -> None:
+        self._lingering = None
+        if not self._message_complete:
+            self.transport.close()
+
     def on_chunk_header(self) -> None:
         self._chunks += 1
 
@@ -181,13 +193,29 @@ class _Guarded(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
+        if self._lingering is not None:  # answered already: uvicorn drops it; bound how much
+            self._lingered += len(body)
+            if self._lingered > LINGER_BYTES:
+                self._stop_lingering()
+                self.transport.close()
+            return
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._message_complete = True
+        if self._lingering is not None:  # the rest of an answered request's body came in time: keep the connection
+            self._stop_lingering()
+            if not self.pipeline and not self.transport.is_closing():
+                self._expect_head()
+            return
         if not self._refused:
             super().on_message_complete()
+
+    def _stop_lingering(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -195,7 +223,8 @@ class _Guarded(HttpToolsProtocol):
             return
         if not self._message_complete:  # answered before its body arrived: never wait for the rest
             self._cancel_head_timer()
-            self.transport.close()
+            self._lingered = 0
+            self._lingering = self.loop.call_later(LINGER_S, self._linger_over)
         elif not self.pipeline:
             self._expect_head()  # the next request on this connection has the same time for its head
 
