@@ -123,6 +123,26 @@ def color_jitter(
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def occlude(
+    image: np.ndarray, rng: np.random.Generator, max_patches: int = 2, size: tuple[float, float] = (0.1, 0.35)
+) -> np.ndarray:
+    """Cover one to ``max_patches`` rectangles of a float (H, W, 3) crop, each ``size`` x the crop's side per
+    axis, with another part of the same crop (clutter) or a flat colour; the joints under them keep their labels,
+    so the network learns to place what it cannot see (COCO's people are often behind something)."""
+    out = image.copy()
+    height, width = out.shape[:2]
+    for _ in range(int(rng.integers(1, max_patches + 1))):
+        h = max(1, int(rng.uniform(*size) * height))
+        w = max(1, int(rng.uniform(*size) * width))
+        y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        if rng.random() < 0.5:
+            sy, sx = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            out[y : y + h, x : x + w] = image[sy : sy + h, sx : sx + w]
+        else:
+            out[y : y + h, x : x + w] = rng.uniform(0.0, 1.0, size=3).astype(np.float32)
+    return out
+
+
 # ---------------------------------------------------------------- the recipe
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -135,6 +155,7 @@ class AugmentConfig:
     shift: float = 0.0  # centre jitter, fraction of the box size (per axis, uniform)
     shift_prob: float = 0.0
     color: float = 0.2  # colour-jitter strength; 0 disables
+    occlusion_prob: float = 0.0  # chance of covering part of the crop (:func:`occlude`)
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,8 @@ def top_down_sample(
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     if rng is not None and config.color > 0:
         pixels = color_jitter(pixels, rng, config.color, config.color, config.color)
+    if rng is not None and config.occlusion_prob > 0 and rng.random() < config.occlusion_prob:
+        pixels = occlude(pixels, rng)
 
     points = crop.to_input(keypoints)
     labelled = np.asarray(visible).astype(bool)

@@ -19,6 +19,7 @@ protocol's torso (left shoulder to right hip) is among them, so PCK@0.2 of the t
 from __future__ import annotations
 
 import json
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ COCO_TO_MPII: dict[int, int] = {
     i: MPII_JOINTS.index(name) for i, name in enumerate(COCO_KEYPOINTS) if name in MPII_JOINTS
 }
 PERSON_CATEGORY = 1
+# ``coco_subset``'s train2017 photos, divided once by a hash of the file name: about a third held out to pick
+# models by (``train2017-val``), the rest trained on (``train2017-fit``). Its val2017 photos are never trained on.
+TRAIN_SPLIT = "train2017"
+TRAIN_FIT, TRAIN_VAL = "train2017-fit", "train2017-val"
+HOLDOUT_EVERY = 3
 
 
 class CocoDataError(Exception):
@@ -89,9 +95,20 @@ def to_mpii(keypoints: Any) -> tuple[np.ndarray, np.ndarray]:
     return joints, labelled
 
 
+def splits_of(image: dict[str, Any]) -> tuple[str, ...]:
+    """The split names an image entry belongs to: its ``coco_split`` and, for train2017, ``train2017-fit`` or
+    ``train2017-val`` (a CRC-32 of the file name picks every :data:`HOLDOUT_EVERY`-th)."""
+    split = image.get("coco_split")
+    if split != TRAIN_SPLIT:
+        return (split,) if split else ()
+    held_out = zlib.crc32(str(image["file_name"]).encode()) % HOLDOUT_EVERY == 0
+    return split, TRAIN_VAL if held_out else TRAIN_FIT
+
+
 def load(path: str | Path, split: str | None = None) -> list[CocoPerson]:
     """The people of a COCO keypoints file, in the file's annotation order; with ``split``, only those of the
-    images whose ``coco_split`` is that (``val2017``: the evaluation photos of ``coco_subset``)."""
+    images in that split (:func:`splits_of`: ``val2017``, the evaluation photos of ``coco_subset``;
+    ``train2017-fit`` and ``train2017-val``, its training photos divided)."""
     path = Path(path)
     if not path.is_file():
         raise CocoDataError(f"{path}: file not found; expected a COCO person-keypoints JSON file")
@@ -105,7 +122,7 @@ def load(path: str | Path, split: str | None = None) -> list[CocoPerson]:
         names = {
             image["id"]: str(image["file_name"])
             for image in data["images"]
-            if split is None or image.get("coco_split") == split
+            if split is None or split in splits_of(image)
         }
         annotations = [
             a

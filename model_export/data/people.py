@@ -10,7 +10,8 @@ service grows a box by :data:`~pose.geometry.BBOX_GROWTH` about its centre and l
 which is the square of side 1.25 x the box's longer side. Training draws around that: the box centre
 shifted and its size scaled (a user's box is never the annotator's), rotation and flip; and with
 ``whole_image_prob`` the whole photo letterboxed instead (the no-box path), for records alone in their
-image. Padding is black, as in the service.
+image. Padding is black, as in the service. Everyday photos cut people off at the frame: with
+``truncate_prob`` a training crop moves the photo's edge across the person first (:func:`frame_cut`).
 """
 
 from __future__ import annotations
@@ -90,6 +91,53 @@ def joint_box(joints: np.ndarray, labelled: np.ndarray) -> tuple[float, float, f
     return cx - w / 2, cy - h / 2, w, h
 
 
+# frame_cut: which edge moves in (bottom, left, right, top) and how often; how much of the person stays
+CUT_SIDES = ("bottom", "left", "right", "top")
+CUT_SIDE_PROBS = (0.5, 0.2, 0.2, 0.1)
+CUT_KEEP = (0.4, 0.85)
+MIN_KEPT_JOINTS = 4
+
+
+def frame_cut(
+    joints: np.ndarray, labelled: np.ndarray, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """A random photo edge across the person: ``(labelled joints kept, kept region (x0, y0, x1, y1))`` in
+    pixel edges of an image of ``size`` (width, height); None when fewer than :data:`MIN_KEPT_JOINTS` stay."""
+    points = np.asarray(joints, np.float64)
+    have = np.asarray(labelled, bool)
+    if not have.any():
+        return None
+    x, y, w, h = joint_box(points, have)
+    side = CUT_SIDES[int(rng.choice(len(CUT_SIDES), p=CUT_SIDE_PROBS))]
+    keep = float(rng.uniform(*CUT_KEEP))
+    width, height = size
+    x0, y0, x1, y1 = 0, 0, width, height
+    if side == "bottom":
+        y1 = int(round(y + keep * h))
+    elif side == "top":
+        y0 = int(round(y + (1 - keep) * h))
+    elif side == "left":
+        x0 = int(round(x + (1 - keep) * w))
+    else:
+        x1 = int(round(x + keep * w))
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, width), min(y1, height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    inside = (points[:, 0] + 0.5 >= x0) & (points[:, 0] + 0.5 <= x1) & (points[:, 1] + 0.5 >= y0)
+    inside &= points[:, 1] + 0.5 <= y1
+    kept = have & inside
+    return (kept, (x0, y0, x1, y1)) if kept.sum() >= MIN_KEPT_JOINTS else None
+
+
+def clip_box(box: Sequence[float], region: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """``box`` (x, y, w, h) intersected with ``region`` (x0, y0, x1, y1); at least :data:`MIN_BOX_SIDE`."""
+    x, y, w, h = box
+    x0, y0 = max(x, region[0]), max(y, region[1])
+    x1, y1 = min(x + w, region[2]), min(y + h, region[3])
+    return x0, y0, max(x1 - x0, MIN_BOX_SIDE), max(y1 - y0, MIN_BOX_SIDE)
+
+
 def box_square(box: Sequence[float]) -> tuple[np.ndarray, float]:
     """The service's crop of ``box``: centre in pixel-centre coordinates and the side of the letterboxed square."""
     x, y, w, h = box
@@ -156,6 +204,13 @@ def coco_records(
     return [PersonRecord(folder / p.image, p.joints, p.labelled, p.alone, source, p.box, p.area) for p in people]
 
 
+def cut_to(image: Image.Image, region: tuple[int, int, int, int]) -> Image.Image:
+    """``image`` black outside ``region`` (x0, y0, x1, y1): the photo's frame where the region ends."""
+    out = Image.new(image.mode, image.size)
+    out.paste(image.crop(region), region[:2])
+    return out
+
+
 # ---------------------------------------------------------------- the dataset
 REAL_AUGMENT = AugmentConfig(
     rotation=30.0,
@@ -186,6 +241,7 @@ class PersonDataset:
     augment: AugmentConfig = REAL_AUGMENT
     whole_augment: AugmentConfig = WHOLE_IMAGE_AUGMENT
     whole_image_prob: float = 0.0
+    truncate_prob: float = 0.0
     whole_image: bool = False
     seed: int = 0
     epoch: int = 0
@@ -214,12 +270,21 @@ class PersonDataset:
         whole = self.whole_image
         if rng is not None:
             whole = record.alone and rng.random() < self.whole_image_prob
-        centre, side = whole_image_square(image.size) if whole else box_square(record.box())
+        labelled, box = record.labelled, None if whole else record.box()
+        if box is not None and rng is not None and self.truncate_prob > 0 and rng.random() < self.truncate_prob:
+            cut = frame_cut(record.joints, record.labelled, image.size, rng)
+            if cut is not None:
+                labelled, region = cut
+                image = cut_to(image, region)
+                box = joint_box(record.joints, labelled)
+                if record.person_box is not None:
+                    box = clip_box(record.person_box, region)
+        centre, side = whole_image_square(image.size) if box is None else box_square(box)
         config = self.whole_augment if whole else self.augment
         sample = top_down_sample(
             image,
             record.joints,
-            record.labelled,
+            labelled,
             centre,
             side,
             record.head_size(),

@@ -3,21 +3,25 @@
 ``lsp``       LSP images im0001..im0900 (im0901..im1000 are held out for validation; im1001..im2000 are the test set)
 ``lspet``     all 10,000 LSP Extended images
 ``mpii``      an MMPose-format MPII list (``--mpii-train``, ``--mpii-images``; no head boxes needed)
+``coco``      ``coco_subset``'s train2017 photos less its held-out third (``train2017-fit``; COCO's boxes, the 12 limb
+              joints); ``train2017-val`` picks models, and its val2017 photos are never trained on
 ``synthetic`` the built-in synthetic figures
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from model_export.data.coco import TRAIN_FIT
 from model_export.data.mixing import MixedDataset, parse_mix
-from model_export.data.people import DataError, PersonDataset, lsp_records, mpii_records
+from model_export.data.people import REAL_AUGMENT, DataError, PersonDataset, coco_records, lsp_records, mpii_records
 from model_export.data.synthetic import SyntheticPoseDataset
 from pose.codec import HeatmapCodec
 
-MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "synthetic")
+MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", "synthetic")
 LSP_FIT = range(900)  # im0001 .. im0900
 LSP_VAL = range(900, 1000)  # im0901 .. im1000
 DEFAULT_DATA_ROOT = Path("../shared/data")
@@ -37,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.25,
         help="share of real training crops that are the whole photo letterboxed (the service's no-box path)",
+    )
+    group.add_argument(
+        "--coco",
+        metavar="DIR",
+        type=Path,
+        help="COCO folder (person_keypoints.json, images/); default DATA/coco_subset",
+    )
+    group.add_argument(
+        "--truncate-prob", type=float, default=0.0, help="share of box crops whose person the photo's edge cuts off"
+    )
+    group.add_argument(
+        "--occlusion-prob", type=float, default=0.0, help="share of real crops with a patch covering part of them"
     )
 
 
@@ -63,11 +79,22 @@ def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
             if args.mpii_images is None or args.mpii_train is None:
                 raise DataError("the mpii source needs --mpii-images and --mpii-train (an MMPose-format list)")
             records = mpii_records(args.mpii_images, args.mpii_train)
+        elif entry.name == "coco":
+            folder = Path(args.coco) if args.coco is not None else Path(args.data_root) / "coco_subset"
+            records = coco_records(folder / "person_keypoints.json", folder / "images", split=TRAIN_FIT)
         else:
             indices = LSP_FIT if entry.name == "lsp" else None
             records = lsp_records(_folder(args, entry.name), indices, source=entry.name)
         datasets.append(
-            PersonDataset(records, train=True, codec=codec, whole_image_prob=args.whole_image_prob, seed=args.seed)
+            PersonDataset(
+                records,
+                train=True,
+                codec=codec,
+                augment=replace(REAL_AUGMENT, occlusion_prob=args.occlusion_prob),
+                whole_image_prob=args.whole_image_prob,
+                truncate_prob=args.truncate_prob,
+                seed=args.seed,
+            )
         )
     return MixedDataset(
         datasets, [e.weight for e in entries], args.epoch_size, seed=args.seed, names=[e.name for e in entries]

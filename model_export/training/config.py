@@ -25,6 +25,9 @@ class TrainConfig:
     lsp: Path | None = None
     lspet: Path | None = None
     whole_image_prob: float = 0.25
+    coco: Path | None = None
+    truncate_prob: float = 0.0
+    occlusion_prob: float = 0.0
     mpii_images: str | None = None
     mpii_train: str | None = None
     mpii_val: str | None = None
@@ -64,6 +67,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive = {"epoch_size": self.epoch_size, "batch_size": self.batch_size, "log_every": self.log_every}
         bad = [f"--{name.replace('_', '-')} {value}" for name, value in positive.items() if value < 1]
+        shares = {"whole_image_prob": self.whole_image_prob, "truncate_prob": self.truncate_prob}
+        shares["occlusion_prob"] = self.occlusion_prob
+        bad += [
+            f"--{name.replace('_', '-')} {value} (a share in [0, 1])"
+            for name, value in shares.items()
+            if not 0.0 <= value <= 1.0
+        ]
         if self.input_size is not None and (self.input_size < 64 or self.input_size % 64):
             bad.append(f"--input-size {self.input_size} (a multiple of 64)")
         if bad:
@@ -76,7 +86,7 @@ class TrainConfig:
         values: dict[str, Any] = {f.name: given[f.name] for f in fields(cls) if f.name in given}
         values["lr_milestones"] = parse_milestones(given.get("lr_milestones") or "")
         values["progress"] = not given.get("no_progress", False)
-        for name in ("data_root", "lsp", "lspet", "out"):
+        for name in ("data_root", "lsp", "lspet", "coco", "out"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
         return cls(**values)
