@@ -276,3 +276,22 @@ def test_a_client_still_sending_its_upload_gets_the_early_answer(server: Service
         for _ in range(3):
             answer = client.post("/healthz", content=b"x" * (8 * 2**20))
             assert answer.status_code == 405, answer.text[:200]
+
+
+def test_connections_lingering_after_their_answer_make_room(constant_model_path: Path) -> None:
+    """Under a 128-descriptor limit, 300 clients announcing a gigabyte to a route that answers without reading
+    it, each trickling on: the lingering connections are the first closed to make room, so /healthz answers."""
+    with ServiceProcess(constant_model_path, fd_limit=128) as server:
+        trickling = []
+        try:
+            for _ in range(300):
+                sock = connect(server)
+                sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nx")
+                trickling.append(sock)
+            for _ in range(5):
+                with server.client(timeout=10) as client:
+                    assert client.get("/healthz").status_code == 200
+        finally:
+            for sock in trickling:
+                sock.close()
+        assert "Too many open files" not in server.log

@@ -17,9 +17,9 @@ bounds:
   of a reset, and keeps its connection when the body does end), then the connection closes;
 - **head time**: a head (the first on a connection, or the next on a kept-alive one once it starts) not complete
   ``head_timeout_s`` after it was due is a ``408`` and the connection closes;
-- **connections**: past ``max_connections`` open connections, the oldest one still waiting for its head is closed
-  to make room; when none is, the new connection gets a ``503`` and is closed. Connections holding a request are
-  never touched.
+- **connections**: past ``max_connections`` open connections, one lingering after its answer, else the oldest one
+  still waiting for its head, is closed to make room; when none is, the new connection gets a ``503`` and is
+  closed. Connections holding a request are never touched.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-from service.http.errors import error_body, error_headers
+from service.http.errors import error_body, error_headers, error_status
 from service.server.uvicorn_seam import STATUS_LINE, HttpToolsProtocol
 
 
@@ -88,7 +88,7 @@ class _Guarded(HttpToolsProtocol):
         super().connection_made(transport)
         self._opened_at = self.loop.time()
         if len(self.connections) > self.limits.max_connections and not self._evict_an_idle_connection():
-            self._answer_and_close(503, "too_many_connections", "too many open connections; retry later")
+            self._answer_and_close("too_many_connections", "too many open connections; retry later")
             return
         self._expect_head()
 
@@ -98,15 +98,16 @@ class _Guarded(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _evict_an_idle_connection(self) -> bool:
-        idle = [
-            c
-            for c in self.connections
-            if isinstance(c, _Guarded) and c is not self and c._awaiting_head and c._head_bytes == 0
-        ]
+        """Close one connection that holds no request to make room: one lingering after its answer first, else the
+        oldest still waiting for a head it has not started."""
+        others = [c for c in self.connections if isinstance(c, _Guarded) and c is not self]
+        lingering = [c for c in others if c._lingering is not None]
+        idle = lingering or [c for c in others if c._awaiting_head and c._head_bytes == 0]
         if not idle:
             return False
         oldest = min(idle, key=lambda c: c._opened_at)
         oldest._cancel_head_timer()
+        oldest._stop_lingering()
         oldest.transport.close()
         self.connections.discard(oldest)
         return True
@@ -128,7 +129,7 @@ class _Guarded(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._awaiting_head and not self.transport.is_closing():
-            self._answer_and_close(408, "request_timeout", "the request head did not arrive in time")
+            self._answer_and_close("request_timeout", "the request head did not arrive in time")
 
     def data_received(self, data: bytes) -> None:
         awaiting = self._awaiting_head
@@ -230,9 +231,9 @@ class _Guarded(HttpToolsProtocol):
 
     # ------------------------------------------------------------------ refusals
     def _too_large(self, message: str) -> None:
-        self._answer_and_close(431, "request_header_fields_too_large", message)
+        self._answer_and_close("request_header_fields_too_large", message)
 
-    def _answer_and_close(self, status: int, code: str, message: str) -> None:
+    def _answer_and_close(self, code: str, message: str) -> None:
         """A complete JSON error and close; only while no request of this connection is being served."""
         self._cancel_head_timer()
         self._awaiting_head = False
@@ -240,6 +241,7 @@ class _Guarded(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()
             return
+        status = error_status(code)
         body = json.dumps(error_body(code, message)).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
