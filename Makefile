@@ -68,7 +68,7 @@ lint: install ## ruff check
 	$(VENV)/bin/ruff check .
 
 bench: install ## run the benchmarks (results in bench/results/)
-	$(PY) -m bench --readme README.md
+	$(PY) -m bench --readme docs/benchmarks.md
 
 # Debian's chromium for the browser tests. CI runs as root; elsewhere sudo is tried. Fails loudly if impossible.
 browser: ## install Debian's chromium (for the browser tests) if it is missing

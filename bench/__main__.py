@@ -1,4 +1,4 @@
-"""``python -m bench``: every benchmark in one invocation, then the README tables.
+"""``python -m bench``: every benchmark in one invocation, then the tables of docs/benchmarks.md.
 
 Parts run one after another on the same machine (``--only`` picks some); each is also runnable
 alone as ``python -m bench.<part>``. ``--smoke`` checks the scripts work (tiny model, a couple of
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     add_common_args(parser)
     parser.add_argument("--only", nargs="+", choices=[*PARTS, "gpu"], default=None, help="run only these parts")
-    parser.add_argument("--readme", default=None, help="also write the tables into this README file")
+    parser.add_argument("--readme", default=None, help="also write the tables into this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
     common = ["--out", str(args.out)]
     common += ["--smoke"] if args.smoke else ["--quick"] if args.quick else []

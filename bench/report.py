@@ -1,5 +1,5 @@
-"""Markdown tables from ``bench/results/*.json``: ``python -m bench.report`` prints the README section;
-``--readme README.md`` also writes it into the README's benchmarks section (between bench markers).
+"""Markdown tables from ``bench/results/*.json``: ``python -m bench.report`` prints them; ``--readme
+docs/benchmarks.md`` also writes them into that file's benchmarks section (between bench markers).
 """
 
 from __future__ import annotations
@@ -399,7 +399,7 @@ def update_readme(readme: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
-    parser.add_argument("--readme", type=Path, default=None, help="write the tables into this README")
+    parser.add_argument("--readme", type=Path, default=None, help="write the tables into this file")
     args = parser.parse_args(argv)
     text = render(args.results)
     print(text)

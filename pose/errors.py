@@ -15,6 +15,12 @@ class PoseError(Exception):
         super().__init__(message)
         self.message = message
 
+    def about(self, subject: str) -> PoseError:
+        """The same refusal with ``subject`` (which of several inputs it concerns) before its message."""
+        self.message = f"{subject}: {self.message}"
+        self.args = (self.message,)
+        return self
+
 
 class InvalidBox(PoseError):
     """A person box that is malformed, not finite, empty, absurdly large or off the image."""

@@ -1,11 +1,12 @@
 """The offline command line: predict with a local ONNX model (no server) and draw the skeleton::
 
-    python -m service.render IMAGE --out OUT.png [--model weights/default.onnx] [--threshold 0.2] [--max-side 1024]
-                             [--resize letterbox|stretch] [--refine quarter|dark|none] [--flip] [--bbox x,y,w,h]
-                             [--max-people N]
+    .venv/bin/python -m service.render IMAGE [--out OUT.png|OUT.jpg] [--json] [--model weights/default.onnx]
+        [--threshold 0.2] [--max-side 1024] [--resize letterbox|stretch] [--refine quarter|dark|none] [--flip]
+        [--bbox x,y,w,h] [--max-people N]
 
-It loads the engine and builds the pipeline exactly as the service does (ONNX Runtime, never torch),
-draws with :mod:`service.imaging.overlay` and prints the same JSON as ``POST /predict`` with ``--json``.
+It loads the engine and builds the pipeline exactly as the service does (ONNX Runtime or OpenVINO, never torch),
+draws with :mod:`service.imaging.overlay` into ``--out``, and with ``--json`` prints the same JSON as
+``POST /predict`` on stdout (alone: the summary line goes to stderr). At least one of the two is needed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict keypoints with a local ONNX model (no server) and draw the skeleton over the image.",
     )
     parser.add_argument("image", type=Path, help="image file (JPEG, PNG, WebP, BMP, TIFF, GIF)")
-    parser.add_argument("--out", type=Path, required=True, help="output picture, .png or .jpg")
+    parser.add_argument("--out", type=Path, help="output picture, .png or .jpg/.jpeg")
     parser.add_argument("--model", type=Path, help="ONNX model (default: POSE_MODEL_PATH, else weights/default.onnx)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="joints scoring lower are faded")
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="longest side of the picture")
@@ -48,13 +49,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-people", type=int, help="most people drawn, the most prominent first (default POSE_MAX_PEOPLE)"
     )
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: from the --out suffix)")
-    parser.add_argument("--json", action="store_true", help="also print the prediction as JSON (as POST /predict)")
+    parser.add_argument("--json", action="store_true", help="print the prediction as JSON on stdout (as POST /predict)")
     return parser
+
+
+SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def output_format(out: Path | None, chosen: str | None) -> str:
+    """The picture's format: the ``--out`` suffix's (ValueError for a suffix this command does not write, or one
+    that contradicts ``--format``)."""
+    if out is None:
+        return chosen or "png"
+    by_suffix = SUFFIX_FORMATS.get(out.suffix.lower())
+    if by_suffix is None:
+        raise ValueError(
+            f"--out {out}: the picture is written as .png or .jpg/.jpeg, not {out.suffix or 'no suffix'!r}"
+        )
+    if chosen is not None and chosen != by_suffix:
+        raise ValueError(f"--out {out} says {by_suffix}, --format says {chosen}")
+    return by_suffix
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    fmt = args.format or ("jpeg" if args.out.suffix.lower() in (".jpg", ".jpeg") else "png")
+    if args.out is None and not args.json:
+        print("error: nothing to do: give --out PICTURE, --json, or both", file=sys.stderr)
+        return 2
+    try:
+        fmt = output_format(args.out, args.format)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.max_side < 1 or not 0.0 <= args.threshold <= 1.0 or (args.max_people is not None and args.max_people < 1):
         print("error: --max-side and --max-people must be positive and --threshold within 0..1", file=sys.stderr)
         return 2
@@ -66,17 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         upload = Upload(args.image.read_bytes(), mimetypes.guess_type(args.image.name)[0], args.image.name)
         bbox = parse_bbox(args.bbox)
         options = PredictOptions(args.resize, args.refine, args.flip, bbox, args.max_people)
-        [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=True))
-        reread = pipeline.rereader(upload)
-        picture = overlay_picture(
-            prediction.decoded(),
-            people_marks(prediction),
-            pipeline.layout,
-            reread,
-            args.threshold,
-            args.max_side,
-        )
-        args.out.write_bytes(encode(picture, fmt))
+        [prediction] = asyncio.run(pipeline.predict_uploads([upload], options, keep_images=args.out is not None))
+        if args.out is not None:
+            picture = overlay_picture(
+                prediction.decoded(),
+                people_marks(prediction),
+                pipeline.layout,
+                pipeline.rereader(upload),
+                args.threshold,
+                args.max_side,
+            )
+            args.out.write_bytes(encode(picture, fmt))
     except (ValidationError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -91,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(PoseResult.from_prediction(prediction, pipeline.layout.names, model).model_dump_json(indent=2))
     strong = int((prediction.scores >= args.threshold).sum())
     found = f"{len(prediction.people)} {'person' if len(prediction.people) == 1 else 'people'}"
+    wrote = f"wrote {args.out} ({picture.width}x{picture.height}, {fmt}): " if args.out is not None else ""
     print(
-        f"wrote {args.out} ({picture.width}x{picture.height}, {fmt}): {found}; the first: {len(prediction.scores)} "
-        f"keypoints, {strong} scoring at least {args.threshold}",
+        f"{wrote}{found}; the first: {len(prediction.scores)} keypoints, {strong} scoring at least {args.threshold}",
         file=sys.stderr,
     )
     return 0

@@ -5,6 +5,7 @@ Every field carries a description: ``/docs`` and the README list them from here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -162,6 +163,12 @@ class Settings(BaseSettings):
         description="If set, every endpoint but the demo page `/`, `/healthz`, `/readyz`, `/docs` and "
         "`/openapi.json` needs `Authorization: Bearer <key>` or `X-API-Key: <key>`; otherwise 401. Never logged.",
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Web origins whose pages may call the API from a browser, comma separated (e.g. "
+        "`https://app.example.com,http://localhost:3000`; `*` for any). Empty: none. A preflight is answered without "
+        "the API key; every real request still needs it.",
+    )
     max_concurrency: int = Field(
         8, gt=0, description="Prediction requests processed at once; further ones wait in the queue."
     )
@@ -221,6 +228,21 @@ class Settings(BaseSettings):
             value = [p for p in (part.strip() for part in value.split(",")) if p]
         if isinstance(value, list | tuple):
             return tuple(PROVIDER_ALIASES.get(str(p).lower(), str(p)) for p in value)
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(o.rstrip("/") for o in (part.strip() for part in value.split(",")) if o)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(f"{origin!r} is not a web origin (scheme://host[:port], no path) or '*'")
         return value
 
     @field_validator("detector_path", mode="before")

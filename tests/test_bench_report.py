@@ -42,9 +42,9 @@ def test_machine_line_names_the_cpu_generation_when_known() -> None:
 
 
 def test_readme_tables_are_the_committed_results_rendered() -> None:
-    """The README's benchmark tables are ``python -m bench.report`` of ``bench/results`` verbatim: a rerun or a
-    change to the report that was not written back into the README fails here."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """docs/benchmarks.md's tables are ``python -m bench.report`` of ``bench/results`` verbatim: a rerun or a
+    change to the report that was not written back into it fails here."""
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md").read_text()
     block = readme.split(report.BEGIN, 1)[1].split(report.END, 1)[0]
     assert block.strip() == report.render(report.RESULTS_DIR).strip()
 

@@ -274,3 +274,63 @@ def test_page_lists_every_person_and_shows_the_clicked_ones_keypoints(browser: o
         page.screenshot(path=str(os.environ.get("DEMO_SHOT", tmp_path / "two_people.png")), full_page=True)
         context.close()
     assert not problems, problems
+
+
+CROSS_ORIGIN_CALLS = """async ([url, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const call = async (headers) => {
+    try {
+      const answer = await fetch(url + "/predict", { method: "POST", headers, body: bytes });
+      const body = await answer.json();
+      return [answer.status, body.people ? body.people.length : body.error.code, answer.headers.get("x-request-id")];
+    } catch (error) {
+      return ["blocked", String(error), null];
+    }
+  };
+  return [
+    await call({ "content-type": "image/jpeg", "x-api-key": "secret-key" }),
+    await call({ "content-type": "image/jpeg" }),
+  ];
+}"""
+
+
+@pytest.fixture
+def app_page_server(tmp_path: Path) -> Iterator[int]:
+    """A plain static server on another port: the origin of a web app that calls the API from elsewhere."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    (tmp_path / "index.html").write_text("<!doctype html><p>an app</p>")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+def test_a_page_on_an_allowed_origin_calls_the_api_and_others_are_blocked(
+    browser, start_service, constant_model_path, app_page_server
+):
+    """``POSE_CORS_ORIGINS``: a page served from another origin (another port, allowed) posts a photo with the key,
+    through Chromium's real CORS checks (the key header makes it preflighted: the preflight needs no key); without
+    the key it reads the 401. The same page from an origin not listed (``localhost`` for ``127.0.0.1``) cannot call
+    the API at all."""
+    import base64
+
+    allowed = f"http://127.0.0.1:{app_page_server}"
+    server = start_service(constant_model_path, api_key="secret-key", cors_origins=allowed)
+    photo = base64.b64encode(PHOTO.read_bytes()).decode()
+    results = {}
+    for origin in (allowed, f"http://localhost:{app_page_server}"):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(origin + "/index.html")
+        results[origin] = page.evaluate(CROSS_ORIGIN_CALLS, [server.url, photo])
+        context.close()
+    with_key, without_key = results[allowed]
+    assert with_key[0] == 200 and with_key[1] >= 1 and with_key[2], with_key  # X-Request-ID exposed to the page
+    assert without_key[:2] == [401, "unauthorized"], without_key
+    (other,) = [v for k, v in results.items() if k != allowed]
+    assert [r[0] for r in other] == ["blocked", "blocked"], other

@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service.http.errors import error_table
 from service.settings import Settings, settings_table
 from tests.helpers.capacity import memory_ceiling
 
@@ -405,6 +406,18 @@ def test_compose_defaults_are_the_service_defaults(compose_configs, monkeypatch)
                 assert parsed == getattr(defaults, field), f"{name}: {variable}={value}"
 
 
+IMAGE_FIXED_SETTINGS = frozenset({"host", "port"})  # the image listens on 0.0.0.0:8000; the port mapping publishes it
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_setting_reaches_the_container(compose_configs, name):
+    """Each setting but the listening address can be set from the shell: a POSE_ variable compose does not pass
+    would be silently ignored (nine were)."""
+    passed = {variable.removeprefix("POSE_").lower() for variable in compose_configs[name]["environment"]}
+    missing = sorted(set(Settings.model_fields) - IMAGE_FIXED_SETTINGS - passed)
+    assert not missing, f"{name} does not pass {', '.join('POSE_' + m.upper() for m in missing)}"
+
+
 def test_docker_compose_rejects_an_invalid_file(tmp_path):
     broken = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     broken["services"]["pose"]["restart_policy"] = "sometimes"  # not a compose key
@@ -485,6 +498,11 @@ def test_readme_states_the_worst_case_memory_of_the_defaults(monkeypatch):
         row = next(line for line in section.splitlines() if line.startswith(f"| {term} |"))
         assert row.endswith(f"| {getattr(ceiling, term) / 1e9:.2f} GB |"), row
     assert f"**{ceiling.total / 1e9:.2f} GB**" in section
+
+
+def test_readme_error_table_is_the_codes_table():
+    """The README's error table is ``service.http.errors.error_table()``: one source for it, /docs and the logs."""
+    assert error_table().strip() in (REPO_ROOT / "README.md").read_text()
 
 
 def test_readme_settings_table_is_the_generated_one():

@@ -8,6 +8,7 @@ to the picture. The image is uniform grey, so any coloured pixel was drawn.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -198,6 +199,30 @@ def test_cli_reports_bad_input(constant_model_path: Path, tmp_path: Path) -> Non
                                env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert no_people.returncode == 2 and "--max-people must be positive" in no_people.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_json_alone_and_output_suffixes(constant_model_path: Path, grey_png: bytes, tmp_path: Path) -> None:
+    """``--json`` without ``--out`` prints the JSON alone on stdout (and draws nothing); a suffix the command does
+    not write (``.webp``: it used to write a PNG under that name) or one contradicting ``--format`` is refused, as is
+    giving neither ``--out`` nor ``--json``."""
+    image = tmp_path / "grey.png"
+    image.write_bytes(grey_png)
+    env = service_env(None)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "service.render", str(image), "--model", str(constant_model_path), *extra]
+        return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    alone = run("--json")
+    assert alone.returncode == 0, alone.stderr
+    body = json.loads(alone.stdout)  # nothing but the JSON on stdout
+    assert len(body["keypoints"]) == 16 and not list(tmp_path.glob("*.jp*g"))
+    webp = run("--out", str(tmp_path / "x.webp"))
+    assert webp.returncode == 2 and "not '.webp'" in webp.stderr and not (tmp_path / "x.webp").exists()
+    clash = run("--out", str(tmp_path / "x.png"), "--format", "jpeg")
+    assert clash.returncode == 2 and "--format says jpeg" in clash.stderr
+    nothing = run()
+    assert nothing.returncode == 2 and "give --out" in nothing.stderr
 
 
 def test_cli_draws_every_person_the_detector_finds(tmp_path: Path) -> None:

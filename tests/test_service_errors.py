@@ -171,7 +171,13 @@ CASES = {
         "invalid_bbox",
     ),
     "unknown route": ("/nowhere", {}, {}, 404, "not_found"),
-}
+    "unknown query parameter": ("/predict", {"threshold": "0.3"}, {"files": {"file": ("a.png", GOOD)}}, 422,
+                                "invalid_request"),
+    "misspelt query parameter on the render": ("/predict/render", {"max_sid": "99"},
+                                               {"files": {"file": ("a.png", GOOD)}}, 422, "invalid_request"),
+    "bbox given three times": ("/predict", [("bbox", "1"), ("bbox", "2"), ("bbox", "3")],
+                               {"files": {"file": ("a.png", GOOD)}}, 422, "invalid_request"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
@@ -214,3 +220,44 @@ def test_no_server_errors_were_counted(constant_server):
         metrics = client.get("/metrics").text
     assert 'status="500"' not in metrics
     assert 'pose_http_requests_total{endpoint="/predict",method="POST",status="200"}' in metrics
+
+
+def test_an_unknown_parameter_names_the_accepted_ones(constant_server):
+    with constant_server.client() as client:
+        r = client.post("/predict", params={"threshold": "0.3"}, files={"file": ("a.png", GOOD)})
+    message = r.json()["error"]["message"]
+    assert "'threshold'" in message
+    assert all(name in message for name in ("bbox", "flip", "max_people", "refine", "resize")), message
+
+
+def test_a_list_valued_bbox_from_a_client_is_the_box(constant_server):
+    """httpx and requests send ``params={"bbox": [x, y, w, h]}`` as four ``bbox`` parameters: the same box."""
+    with constant_server.client() as client:
+        listed = client.post("/predict", params={"bbox": [10, 5, 40, 30]}, files={"file": ("a.png", GOOD)})
+        joined = client.post("/predict", params={"bbox": "10,5,40,30"}, files={"file": ("a.png", GOOD)})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["people"][0]["box"] == joined.json()["people"][0]["box"]
+
+
+def test_a_failed_file_of_a_batch_is_named(constant_server):
+    files = [("files", ("first.png", GOOD, "image/png")), ("files", ("broken.jpg", truncated_jpeg(), "image/jpeg"))]
+    with constant_server.client() as client:
+        r = client.post("/predict/batch", files=files)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("file 1 ('broken.jpg'): "), r.json()
+
+
+def test_coordinates_are_rounded_to_the_stated_precision(constant_server):
+    with constant_server.client() as client:
+        body = client.post("/predict", files={"file": ("a.png", GOOD)}).json()
+    for point in body["keypoints"]:
+        assert round(point["x"], 2) == point["x"] and round(point["y"], 2) == point["y"], point
+        assert round(point["score"], 4) == point["score"], point
+
+
+def test_the_log_line_of_an_error_carries_its_code(constant_server):
+    with constant_server.client() as client:
+        r = client.post("/predict", params={"threshold": "1"}, files={"file": ("a.png", GOOD)})
+    request_id = r.headers["x-request-id"]
+    line = next(line for line in constant_server.log.splitlines() if request_id in line)
+    assert '"status":422' in line and '"code":"invalid_request"' in line, line

@@ -21,6 +21,7 @@ import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -137,8 +138,8 @@ def create_app(
     app.state.services = services  # the routes' one handle on it: service.http.dependencies
 
     # ---- middleware (the last added runs first) ----
-    # outermost first: RequestContext (request id, JSON access log, 500s) -> metrics -> API key -> back-pressure
-    # -> HEAD routed as GET
+    # outermost first: RequestContext (request id, JSON access log, 500s) -> metrics -> CORS -> API key ->
+    # back-pressure -> HEAD routed as GET
     app.add_middleware(HeadAsGet)
     app.add_middleware(
         Backpressure,
@@ -150,6 +151,15 @@ def create_app(
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
+    if settings.cors_origins:  # outside the key: a browser's preflight carries no credentials
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "server-timing", "retry-after"],
+            max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     app.add_middleware(RequestContext)
 
@@ -182,7 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(part) for part in err.get("loc", ()) if part not in ("query", "body", "path"))
             problems.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-        return JSONResponse(error_body("invalid_request", "; ".join(problems) or "invalid request"), status_code=422)
+        return answer(ApiError("invalid_request", "; ".join(problems) or "invalid request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -7,10 +7,11 @@ thread hop per request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from service.http.errors import ApiError
 from service.http.metrics import Metrics
 from service.http.uploads import UploadPace
 from service.imaging.decode import DecodeWorkers
@@ -66,3 +67,27 @@ async def loaded_engine(services: Annotated[Services, Depends(get_services)]) ->
 ServicesDep = Annotated[Services, Depends(get_services)]
 PipelineDep = Annotated[Pipeline, Depends(ready_pipeline)]
 EngineDep = Annotated[Engine, Depends(loaded_engine)]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not take (a misspelt ``max_poeple`` would otherwise be ignored
+    silently), naming those it does: 422 ``invalid_request``."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    accepted = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - accepted)
+    if unknown:
+        takes = ", ".join(sorted(accepted)) or "no query parameters"
+        raise ApiError(
+            "invalid_request",
+            f"unknown query parameter {', '.join(map(repr, unknown))}; {request.url.path} takes {takes}",
+        )

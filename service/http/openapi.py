@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.http.errors import ERROR_CODES, error_body
 from service.http.schemas import ErrorResponse
 
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
@@ -20,16 +21,30 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
 }
 """Headers on every answer (set by :class:`service.http.middleware.context.RequestContext`)."""
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text, "headers": RESPONSE_HEADERS}
-    for status, text in {
-        400: "Not an image, corrupt or truncated image, empty body.",
-        413: "Upload, pixel count, decode memory or number of files over the limit.",
-        415: "Unsupported content type or image format.",
-        422: "Missing file field, invalid query parameter, or an image far too costly to decode for its size.",
-        503: "Model not loaded and warmed up yet, overloaded, or shutting down (with `Retry-After`).",
-    }.items()
-}
+ROUTING_STATUSES = frozenset({404, 405})  # answered by the router for any path, not by a prediction route
+
+
+def _error_responses() -> dict[int | str, dict[str, Any]]:
+    by_status: dict[int, list[Any]] = {}
+    for error in ERROR_CODES.values():
+        if error.status not in ROUTING_STATUSES:
+            by_status.setdefault(error.status, []).append(error)
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": " ".join(f"`{e.code}`: {e.meaning}" for e in errors),
+            "headers": RESPONSE_HEADERS,
+            "content": {
+                "application/json": {
+                    "examples": {e.code: {"summary": e.meaning, "value": error_body(e.code, e.meaning)} for e in errors}
+                }
+            },
+        }
+        for status, errors in sorted(by_status.items())
+    }
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = _error_responses()
 """The error answers of every prediction route, each with the service's JSON error body."""
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from service.http.csp import inline_hashes, policy
-from service.http.dependencies import PipelineDep, ServicesDep
+from service.http.dependencies import PipelineDep, ServicesDep, known_query_only
 from service.http.openapi import ONE_IMAGE_BODY, prediction_responses
 from service.http.routes import Options, predict_and_note
 from service.http.uploads import read_uploads
@@ -29,7 +29,7 @@ from service.imaging.overlay import (
 )
 from service.inference.pipeline import people_marks
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query_only)])  # unknown query parameters: 422
 
 INDEX_HTML = Path(__file__).resolve().parent / "static" / "index.html"
 _PICTURE = {

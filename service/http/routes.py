@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from pose.codec import Refine
 from pose.geometry import MAX_BBOX_FACTOR, ResizeMode, parse_bbox
-from service.http.dependencies import EngineDep, PipelineDep, Services, ServicesDep
+from service.http.dependencies import EngineDep, PipelineDep, Services, ServicesDep, known_query_only
 from service.http.errors import ApiError
 from service.http.middleware import ImageSummary, request_record
 from service.http.openapi import MANY_IMAGES_BODY, ONE_IMAGE_BODY, prediction_responses
@@ -20,7 +20,7 @@ from service.inference.pipeline import Pipeline, Prediction, PredictOptions, Upl
 from service.inference.readiness import NotReady
 from service.settings import DEFAULT_MAX_PEOPLE
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query_only)])  # unknown query parameters: 422
 
 _JSON = "application/json"
 _RESULTS = TypeAdapter(list[PoseResult])
@@ -49,7 +49,7 @@ async def predict_options(
             description="Person box `x,y,w,h` in image pixels: cropped grown by 25% about its centre, "
             "then letterboxed. Finite numbers; it must overlap the image, and neither side may exceed "
             f"{MAX_BBOX_FACTOR:g} times the image's longer side (else 422).",
-            examples=["280,44,219,347"],
+            examples=["256,17,238,343"],
         ),
     ] = None,
     max_people: Annotated[
@@ -64,10 +64,15 @@ async def predict_options(
     """Query parameters shared by every prediction route (``async``: FastAPI would run a plain ``def``
     dependency in a worker thread, one more thread hop per request)."""
     cap = services.settings.max_people
+    boxes = request.query_params.getlist("bbox")
+    if len(boxes) == 4:  # a list from a client that repeats the parameter (httpx, requests: params={"bbox": [...]})
+        bbox = ",".join(boxes)
+    elif len(boxes) > 1:
+        raise ApiError("invalid_request", f"bbox: give it once, as x,y,w,h (got {len(boxes)} values)")
     if len(request.query_params.getlist("max_people")) > 1:
-        raise ApiError(422, "invalid_request", "max_people: give it once")
+        raise ApiError("invalid_request", "max_people: give it once")
     if max_people is not None and max_people > cap:
-        raise ApiError(422, "invalid_request", f"max_people: at most {cap} (POSE_MAX_PEOPLE), got {max_people}")
+        raise ApiError("invalid_request", f"max_people: at most {cap} (POSE_MAX_PEOPLE), got {max_people}")
     return PredictOptions(resize=resize, refine=refine, flip=flip, bbox=parse_bbox(bbox), max_people=max_people)
 
 

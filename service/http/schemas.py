@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from service.inference.pipeline import Person, Prediction
@@ -15,13 +16,22 @@ IntPair = Annotated[
 ]
 
 
+# Precision of the answers: a hundredth of a pixel (the decoders' sub-pixel steps are a quarter of a heatmap
+# cell, 1 pixel of the network input, so finer digits carry nothing) and four decimals of a score.
+COORD_DECIMALS = 2
+SCORE_DECIMALS = 4
+
+
 class Keypoint(BaseModel):
     name: str = Field(description="Joint name, in the model's order.")
     x: float = Field(
-        description="Column in the uploaded image's pixels (EXIF orientation applied; top-left pixel centre = 0)."
+        description="Column in the uploaded image's pixels (EXIF orientation applied; top-left pixel centre = 0), "
+        f"to {COORD_DECIMALS} decimals. May lie outside the image (a joint the model places beyond the frame)."
     )
-    y: float = Field(description="Row in the uploaded image's pixels.")
-    score: float = Field(description="Heatmap value at the peak (confidence, about 0..1).")
+    y: float = Field(description=f"Row in the uploaded image's pixels, to {COORD_DECIMALS} decimals.")
+    score: float = Field(
+        description=f"Heatmap value at the peak (confidence, about 0..1), to {SCORE_DECIMALS} decimals."
+    )
 
 
 class ImageSize(BaseModel):
@@ -86,19 +96,21 @@ class PersonResult(BaseModel):
 
     @classmethod
     def from_person(cls, person: Person, names: tuple[str, ...]) -> PersonResult:
-        x, y, w, h = person.box
+        x, y, w, h = (round(float(v), COORD_DECIMALS) for v in person.box)
         return cls.model_construct(
             box=Box.model_construct(x=x, y=y, width=w, height=h),
-            score=person.score,
+            score=None if person.score is None else round(float(person.score), SCORE_DECIMALS),
             source=person.source,
             keypoints=_keypoints(person, names),
         )
 
 
 def _keypoints(person: Person, names: tuple[str, ...]) -> list[Keypoint]:
+    points = np.round(np.asarray(person.points, np.float64), COORD_DECIMALS).tolist()
+    scores = np.round(np.asarray(person.scores, np.float64), SCORE_DECIMALS).tolist()
     return [
         Keypoint.model_construct(name=name, x=xy[0], y=xy[1], score=score)
-        for name, xy, score in zip(names, person.points.tolist(), person.scores.tolist(), strict=True)
+        for name, xy, score in zip(names, points, scores, strict=True)
     ]
 
 

@@ -48,7 +48,7 @@ class UploadPace:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the upload exceeds the limit of {limit} bytes")
+    return ApiError("payload_too_large", f"the upload exceeds the limit of {limit} bytes")
 
 
 async def _limited(request: Request, limit: int, pace: UploadPace) -> AsyncIterator[bytes]:
@@ -69,7 +69,6 @@ async def _limited(request: Request, limit: int, pace: UploadPace) -> AsyncItera
             return
         except TimeoutError:
             raise ApiError(
-                408,
                 "upload_too_slow",
                 f"the upload arrived slower than {pace.min_bytes_per_s:g} bytes/s ({total} bytes in "
                 f"{time.monotonic() - start:.1f} s)",
@@ -99,18 +98,14 @@ async def read_uploads(
     if allow_raw and media_type.startswith(RAW_TYPES):
         data = b"".join([chunk async for chunk in _limited(request, max_bytes, pace)])
         if not data:
-            raise ApiError(400, "empty_body", "the request body is empty; send the image bytes")
+            raise ApiError("empty_body", "the request body is empty; send the image bytes")
         return [Upload(data, media_type)]
     if not media_type:
         body = b"".join([chunk async for chunk in _limited(request, max_bytes, pace)])
         if not body:
-            raise ApiError(422, "missing_file", _how_to_send(field, allow_raw))
-        raise ApiError(
-            415, "unsupported_media_type", "the request has no Content-Type; " + _how_to_send(field, allow_raw)
-        )
-    raise ApiError(
-        415, "unsupported_media_type", f"cannot read a {media_type!r} body; " + _how_to_send(field, allow_raw)
-    )
+            raise ApiError("missing_file", _how_to_send(field, allow_raw))
+        raise ApiError("unsupported_media_type", "the request has no Content-Type; " + _how_to_send(field, allow_raw))
+    raise ApiError("unsupported_media_type", f"cannot read a {media_type!r} body; " + _how_to_send(field, allow_raw))
 
 
 def multipart_limit(max_files: int, max_bytes: int) -> int:
@@ -132,26 +127,24 @@ async def _read_multipart(
         form = await parser.parse()
     except MultiPartException as exc:
         if exc.message.startswith("Too many files"):
-            raise ApiError(413, "too_many_files", f"at most {max_files} file(s) per request") from exc
+            raise ApiError("too_many_files", f"at most {max_files} file(s) per request") from exc
         if exc.message.startswith(("Part exceeded", "Too many fields")):
-            raise ApiError(413, "payload_too_large", exc.message) from exc
-        raise ApiError(400, "invalid_multipart", f"malformed multipart body: {exc.message}") from exc
+            raise ApiError("payload_too_large", exc.message) from exc
+        raise ApiError("invalid_multipart", f"malformed multipart body: {exc.message}") from exc
     try:
         items = form.getlist(field)
         if not items:
-            raise ApiError(422, "missing_file", f"multipart field {field!r} is missing; " + _how_to_send(field, False))
+            raise ApiError("missing_file", f"multipart field {field!r} is missing; " + _how_to_send(field, False))
         uploads = []
         for item in items:
             if not isinstance(item, UploadFile):
-                raise ApiError(
-                    422, "missing_file", f"multipart field {field!r} must be a file upload (with a filename)"
-                )
+                raise ApiError("missing_file", f"multipart field {field!r} must be a file upload (with a filename)")
             data = await item.read()
             await item.close()  # free the parser's copy at once: peak is the body plus one file
             if len(data) > max_bytes:
                 raise _too_large(max_bytes)
             if not data:
-                raise ApiError(400, "empty_image", f"the uploaded file {item.filename!r} is empty (0 bytes)")
+                raise ApiError("empty_image", f"the uploaded file {item.filename!r} is empty (0 bytes)")
             uploads.append(Upload(data, item.content_type, item.filename))
         return uploads
     finally:

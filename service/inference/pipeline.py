@@ -21,6 +21,7 @@ import anyio.to_thread
 import numpy as np
 
 from pose.codec import HeatmapCodec, Refine, flip_heatmaps
+from pose.errors import PoseError
 from pose.geometry import Affine, Box, ResizeMode, draft_size, plan
 from service.imaging.decode import DecodedImage, Decoder, DecodeWorkers
 from service.imaging.overlay import Marks, marks
@@ -239,7 +240,13 @@ class Pipeline:
         try:
             for index, upload in enumerate(uploads):
                 reserved = len(uploads) - index - 1  # every later image keeps at least one crop
-                self._prepare_one(index, upload, options, keep, prepared, batch, capacity - reserved)
+                try:
+                    self._prepare_one(index, upload, options, keep, prepared, batch, capacity - reserved)
+                except PoseError as exc:
+                    if len(uploads) > 1:  # which file of a batch (0-based, as the results are ordered)
+                        name = f" ({upload.filename!r})" if upload.filename else ""
+                        raise exc.about(f"file {index}{name}") from None
+                    raise
         except BaseException:
             for image in prepared.images:
                 image.release()

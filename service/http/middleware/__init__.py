@@ -2,7 +2,8 @@
 
 Order, outermost first (:func:`service.http.app.create_app`)::
 
-    RequestContext -> MetricsMiddleware -> ApiKey -> Backpressure -> HeadAsGet -> app
+    RequestContext -> MetricsMiddleware -> CORS (Starlette's, with POSE_CORS_ORIGINS) -> ApiKey -> Backpressure
+    -> HeadAsGet -> app
 
 so that every answer, including the 401/503/504 ones produced here, carries an ``X-Request-ID`` header and gets
 exactly one JSON access-log line. A route notes what that line and the ``Server-Timing`` header report on the

@@ -51,6 +51,4 @@ class ApiKey:
             await self.app(scope, receive, send)
             return
         message = "invalid API key" if presented else "missing API key (Authorization: Bearer <key>, or X-API-Key)"
-        await send_json_error(
-            send, 401, "unauthorized", message, headers=[(b"www-authenticate", b'Bearer realm="pose"')]
-        )
+        await send_json_error(send, "unauthorized", message, headers=[(b"www-authenticate", b'Bearer realm="pose"')])

@@ -99,7 +99,7 @@ class Backpressure:
                     acquire.cancel()
 
     async def _refuse(self, send: Send, code: str, message: str) -> None:
-        await send_json_error(send, 503, code, message)
+        await send_json_error(send, code, message)
 
     def _release(self, _: object = None) -> None:
         self.in_flight -= 1
@@ -137,7 +137,7 @@ class Backpressure:
             await self._timed_out(send)
 
     async def _timed_out(self, send: Send) -> None:
-        await send_json_error(send, 504, "timeout", f"the request took longer than {self.timeout_s:g} s")
+        await send_json_error(send, "timeout", f"the request took longer than {self.timeout_s:g} s")
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

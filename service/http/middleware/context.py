@@ -105,6 +105,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 0
         received = 0
+        error_code: str | None = None  # the code of an error answer, for the log line
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -114,7 +115,9 @@ class RequestContext:
             return message
 
         async def tagged_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error_code
+            if message["type"] == "http.response.body" and status >= 400 and error_code is None:
+                error_code = _error_code(message.get("body", b""))
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _OWN_HEADERS]
@@ -132,7 +135,7 @@ class RequestContext:
             failure = "CancelledError"
             if status == 0:
                 await send_json_error(
-                    tagged_send, 503, "shutting_down", "the server shut down before the request finished; retry"
+                    tagged_send, "shutting_down", "the server shut down before the request finished; retry"
                 )
             else:
                 status = 503
@@ -143,13 +146,11 @@ class RequestContext:
             failure = type(exc).__name__
             self.errors.exception("unhandled error in request %s", request_id)
             if status == 0:
-                await send_json_error(
-                    tagged_send, 500, "internal_error", f"internal server error (request id {request_id})"
-                )
+                await send_json_error(tagged_send, "internal_error", f"internal server error (request id {request_id})")
             else:
                 status = 500
         finally:
-            self._log(scope, record, status, started, received, failure)
+            self._log(scope, record, status, started, received, failure, error_code)
 
     def _log(
         self,
@@ -159,6 +160,7 @@ class RequestContext:
         started: float,
         received: int,
         failure: str | None,
+        error_code: str | None = None,
     ) -> None:
         line: dict[str, Any] = {
             "event": "request",
@@ -176,9 +178,25 @@ class RequestContext:
             line["timings_ms"] = {name: round(ms, 3) for name, ms in record.timings_ms.items()}
         if record.image is not None:
             line["image"] = {"width": record.image.width, "height": record.image.height, "count": record.image.count}
+        if error_code:
+            line["code"] = error_code
         if failure:
             line["error"] = failure
         self.logger.info(json.dumps(line, separators=(",", ":")))
+
+
+_MAX_ERROR_BODY = 4096  # error bodies are a code and a sentence; anything longer is not one of ours
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``error.code`` of one of the service's JSON error bodies, else None."""
+    if len(body) > _MAX_ERROR_BODY or not body.startswith(b'{"error"'):
+        return None
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def server_timing(record: RequestRecord, started: float) -> str:

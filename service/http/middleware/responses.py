@@ -6,7 +6,7 @@ import json
 
 from starlette.types import Scope, Send
 
-from service.http.errors import error_body, error_headers
+from service.http.errors import error_body, error_headers, error_status
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -18,9 +18,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def send_json_error(
-    send: Send, status: int, code: str, message: str, *, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send, code: str, message: str, *, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """Answer with a complete JSON error in the service's error shape (with ``Retry-After`` when it is a 503)."""
+    """Answer with a complete JSON error in the service's error shape, the status of ``code`` (with
+    ``Retry-After`` when it is a 503)."""
+    status = error_status(code)
     body = json.dumps(error_body(code, message)).encode()
     raw_headers = [
         (b"content-type", b"application/json"),
