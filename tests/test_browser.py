@@ -221,7 +221,9 @@ def test_api_reference_renders_offline(browser: object, start_service, constant_
     page.click(".opblock-summary-path >> text=/predict")  # open an operation: more of the UI draws
     page.wait_for_selector(".opblock-body", state="attached")
     paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map(n => n.textContent.trim())")
+    first_endpoint_y = page.locator(".opblock").first.bounding_box()["y"]
     context.close()
+    assert first_endpoint_y < 900, first_endpoint_y  # the settings table is folded away, not above the endpoints
     assert "script-src" in answer.headers["content-security-policy"]
     assert {"/predict", "/predict/batch", "/predict/render"} <= set(paths), paths
     assert not elsewhere, f"the page asked other origins for {elsewhere}"

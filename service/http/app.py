@@ -43,15 +43,15 @@ log = logging.getLogger("service")
 
 ROUTERS = [routes.router, pages.router, docs.router]
 
-DESCRIPTION = """Human pose estimation with a Stacked Hourglass network (Newell, Yang, Deng, ECCV 2016) on ONNX Runtime.
+DESCRIPTION = """Human pose estimation with a Stacked Hourglass network (Newell, Yang, Deng, ECCV 2016).
 
 Send one image to `POST /predict` (multipart field `file`, or the raw bytes with an `image/*` content type)
-and get one keypoint per joint in the image's own pixels (EXIF orientation applied, centre of the top-left
-pixel at (0, 0)). Every error is `{"error": {"code": ..., "message": ...}}`.
-
-### Settings (environment variables)
+and get every person in it with one keypoint per joint, in the image's own pixels (EXIF orientation applied,
+centre of the top-left pixel at (0, 0)). Every error is `{"error": {"code": ..., "message": ...}}`; each
+status's codes are listed with its answer below.
 
 """
+SETTINGS_HEADING = "<details><summary>Settings (environment variables)</summary>\n\n"  # folded: endpoints first
 
 
 def install_inference(services: Services) -> None:
@@ -129,7 +129,7 @@ def create_app(
     app = FastAPI(
         title="hourglass-serve",
         version="1.0.0",
-        description=DESCRIPTION + settings_table(),
+        description=DESCRIPTION + SETTINGS_HEADING + settings_table() + "\n\n</details>",
         lifespan=lifespan,
         docs_url=None,  # served by service.http.docs with local assets
         redoc_url=None,

@@ -140,7 +140,9 @@ async def predict(request: Request, options: Options, services: ServicesDep, pip
     tags=["predict"],
 )
 async def predict_batch(request: Request, options: Options, services: ServicesDep, pipeline: PipelineDep) -> Response:
-    """Several images as multipart fields `files` (at most `POSE_MAX_FILES`); results in the same order."""
+    """Several images as multipart fields `files` (at most `POSE_MAX_FILES`); results in the same order. The query
+    parameters apply to every image (one `bbox` is the person box of each). A file that cannot be read fails the
+    request, and the error names it: `file 1 ('b.jpg'): ...`."""
     settings = services.settings
     uploads = await read_uploads(
         request, "files", settings.max_files, settings.max_upload_bytes, False, services.upload_pace
