@@ -391,8 +391,8 @@ def markdown(report: dict[str, Any]) -> str:
         "reduces by whole factors first. The worst-case memory that follows is "
         "in the README's Memory table.",
         "- **Logs**: one JSON line per request on stderr (request id, method, path, status, an error answer's code, "
-        "duration, stage timings, image size, bytes received; never image bytes, query strings or headers). `X-Request-ID` is echoed when it "
-        "is a sane token (else generated) and returned on every response.",
+        "duration, stage timings, image size, bytes received; never image bytes, query strings or headers). "
+        "`X-Request-ID` is echoed when it is a sane token (else generated) and returned on every response.",
         "- **Graceful shutdown**: on SIGTERM `/readyz` turns `503` at once, the port stops accepting, requests "
         "still waiting for a prediction slot get `503` + `Retry-After` at once (they can go elsewhere), in-flight "
         "requests finish within `POSE_SHUTDOWN_TIMEOUT_S` (those still running then get `503` + `Retry-After`), "
