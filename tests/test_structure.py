@@ -72,3 +72,25 @@ def test_pillow_s_text_limit_is_named_in_the_service_s_words() -> None:
     with pytest.raises(TooComplex, match="decompresses to more than 1 MB") as raised:
         open_image(data[:33] + text + data[33:], 50_000_000)
     assert "PngImagePlugin" not in str(raised.value)
+
+
+def test_a_raw_upload_s_header_bomb_is_refused_before_the_rest_arrives(constant_server) -> None:
+    """The first 64 kB of a 1.9 MB bomb sent, the rest withheld: the 422 comes at once (the service checked the
+    header as it arrived), not after the rest or the upload-pace 408."""
+    import socket
+
+    bomb = corpus.jpeg_with_segments(190_000)  # 1.9 MB
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    with socket.create_connection(("127.0.0.1", constant_server.port), timeout=10) as sock:
+        sock.sendall(head + bomb[:70_000])
+        start = time.monotonic()
+        sock.settimeout(3.0)
+        reply = sock.recv(65536)
+        waited = time.monotonic() - start
+        while b"}}" not in reply:  # the body may follow the head in a packet of its own
+            more = sock.recv(65536)
+            if not more:
+                break
+            reply += more
+    assert reply.startswith(b"HTTP/1.1 422") and b"image_too_complex" in reply, reply[:300]
+    assert waited < 2.0, waited

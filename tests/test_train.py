@@ -144,9 +144,9 @@ def test_init_starts_from_weights_and_input_size_can_change(tmp_path: Path, real
 
 
 def test_an_unknown_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["train", *TINY, "--out", str(tmp_path / "bad"), "--no-progress", "--dataset", "lsp:1,coco:1"]
+    argv = ["train", *TINY, "--out", str(tmp_path / "bad"), "--no-progress", "--dataset", "lsp:1,flickr:1"]
     assert main(argv) == 2
-    assert "error: unknown dataset coco" in capsys.readouterr().err
+    assert "error: unknown dataset flickr" in capsys.readouterr().err
 
 
 def test_a_bad_setting_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from service.http.errors import ApiError
+from service.imaging.decode import HEADER_PREFIX_BYTES, check_header
 from service.inference.pipeline import Upload
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the file bytes
@@ -96,7 +97,7 @@ async def read_uploads(
     if media_type == "multipart/form-data":
         return await _read_multipart(request, field, max_files, max_bytes, pace)
     if allow_raw and media_type.startswith(RAW_TYPES):
-        data = b"".join([chunk async for chunk in _limited(request, max_bytes, pace)])
+        data = await _read_raw(request, max_bytes, pace)
         if not data:
             raise ApiError("empty_body", "the request body is empty; send the image bytes")
         return [Upload(data, media_type)]
@@ -106,6 +107,19 @@ async def read_uploads(
             raise ApiError("missing_file", _how_to_send(field, allow_raw))
         raise ApiError("unsupported_media_type", "the request has no Content-Type; " + _how_to_send(field, allow_raw))
     raise ApiError("unsupported_media_type", f"cannot read a {media_type!r} body; " + _how_to_send(field, allow_raw))
+
+
+async def _read_raw(request: Request, max_bytes: int, pace: UploadPace) -> bytes:
+    """A raw body; its first :data:`HEADER_PREFIX_BYTES` are checked as they arrive, so a header bomb is refused
+    (TooComplex) before the megabytes behind it are read (the connection then drops them)."""
+    chunks, received, checked = [], 0, False
+    async for chunk in _limited(request, max_bytes, pace):
+        chunks.append(chunk)
+        received += len(chunk)
+        if not checked and received >= HEADER_PREFIX_BYTES:
+            check_header(b"".join(chunks))
+            checked = True
+    return b"".join(chunks)
 
 
 def multipart_limit(max_files: int, max_bytes: int) -> int:

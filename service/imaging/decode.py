@@ -33,6 +33,7 @@ from service.imaging.reader import (
     TooComplex,
     TooManyPixels,
     UnsupportedImage,
+    check_header,
     open_image,
     read_pixels,
     to_rgb,
@@ -54,11 +55,16 @@ __all__ = [
     "TooManyPixels",
     "UnsupportedImage",
     "WorkerLost",
+    "HEADER_PREFIX_BYTES",
+    "check_header",
     "decode_rgb",
     "open_image",
     "start_workers",
     "to_rgb",
 ]
+
+
+HEADER_PREFIX_BYTES = 65536  # an upload's first bytes, enough for :func:`check_header` to find any excess in
 
 
 @dataclass

@@ -142,14 +142,20 @@ class OpenedImage:
         return pixels
 
 
-def open_image(data: bytes, max_pixels: int, content_type: str | None = None) -> OpenedImage:
-    """Parse the header of ``data`` (EmptyImage, InvalidImage, UnsupportedImage, TooManyPixels, TooComplex)."""
-    if not data:
-        raise EmptyImage("the uploaded image is empty (0 bytes)")
+def check_header(data: bytes) -> None:
+    """TooComplex when the header's repeated structure (:mod:`.structure`) passes a limit; ``data`` may be the
+    first bytes of an upload still arriving (every limit is found within the first 64 kB)."""
     try:
         check_structure(data)
     except ExcessiveStructure as exc:
         raise TooComplex(str(exc)) from exc
+
+
+def open_image(data: bytes, max_pixels: int, content_type: str | None = None) -> OpenedImage:
+    """Parse the header of ``data`` (EmptyImage, InvalidImage, UnsupportedImage, TooManyPixels, TooComplex)."""
+    if not data:
+        raise EmptyImage("the uploaded image is empty (0 bytes)")
+    check_header(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
