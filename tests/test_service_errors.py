@@ -261,3 +261,21 @@ def test_the_log_line_of_an_error_carries_its_code(constant_server):
     request_id = r.headers["x-request-id"]
     line = next(line for line in constant_server.log.splitlines() if request_id in line)
     assert '"status":422' in line and '"code":"invalid_request"' in line, line
+
+
+def test_every_code_the_service_answers_is_in_the_one_table():
+    """Each code a refusal names in the source (routes, uploads, middlewares, the connection layer, the domain
+    table) is a row of ``ERROR_CODES``, and each row is used: the README and /docs list exactly what can come."""
+    import re
+    from pathlib import Path
+
+    from service.http.errors import DOMAIN_ERRORS, ERROR_CODES
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parent.parent / "service").rglob("*.py"))
+    patterns = [r'ApiError\(\s*"([a-z_]+)"', r'send_json_error\(\s*\w+,\s*"([a-z_]+)"',
+                r'_answer_and_close\(\s*"([a-z_]+)"', r'_refuse\(\s*send,\s*"([a-z_]+)"',
+                r'codes = \{404: "([a-z_]+)", 405: "([a-z_]+)"\}']  # fmt: skip
+    used = {code for pattern in patterns for match in re.findall(pattern, source) for code in
+            (match if isinstance(match, tuple) else (match,))} | set(DOMAIN_ERRORS.values())  # fmt: skip
+    assert used <= set(ERROR_CODES), sorted(used - set(ERROR_CODES))
+    assert set(ERROR_CODES) <= used, sorted(set(ERROR_CODES) - used)

@@ -3,7 +3,7 @@
 uvicorn bounds neither the size of a request head, nor the time a client may take to send it, nor the number of
 open connections: a few clients that send headers forever, or never send a byte, can hold every file descriptor.
 :func:`guarded_protocol` subclasses uvicorn's own httptools protocol (the parser and the ASGI cycle stay
-uvicorn's; the internals it relies on are named and pinned in :mod:`service.server.uvicorn_seam`) with three
+uvicorn's; the internals it relies on are named and pinned in :mod:`service.server.uvicorn_seam`) with these
 bounds:
 
 - **head size**: more than ``max_head_bytes`` received before the head is complete, or in its URL and fields
