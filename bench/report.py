@@ -268,7 +268,7 @@ def accuracy_speed(doc: dict[str, Any]) -> str:
         f" (PCK@0.2; BlazePose has no neck or head-top landmark, so the figure compared is the 12 limb joints'; one"
         f" model call at batch 1 on {config['threads']} threads, timed in turns)**\n\n"
     )
-    picture = f"\n\n![PCK@0.2 against ms per image](bench/results/{config['plot']})" if config.get("plot") else ""
+    picture = f"\n\n![PCK@0.2 against ms per image](../bench/results/{config['plot']})" if config.get("plot") else ""
     return head + table(["model", "PCK@0.2 limbs", "PCK@0.2 (14)", "ms/image", "p95 ms"], rows) + picture
 
 
