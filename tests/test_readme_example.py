@@ -46,3 +46,18 @@ def test_the_comparison_tolerates_rounding_and_nothing_more() -> None:
     assert not same_up_to_rounding('{"x": 396.64}', '{"x": 398.63}')
     assert not same_up_to_rounding('{"x": 396.64}', '{"y": 396.64}')
     assert not same_up_to_rounding('"version": "3fb29bcc72fc"', '"version": "e64be970eac7"')
+
+
+def test_the_readme_python_client_runs_against_a_real_server(constant_server) -> None:
+    """The README's httpx snippet, as written, against a running service (its URL swapped in)."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"```python\n(import httpx.*?)```", readme, re.DOTALL)
+    assert snippet is not None, "README.md has no httpx client snippet"
+    code = snippet[1].replace("http://localhost:8000", constant_server.url)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines and all(line.startswith("{'x': ") for line in lines), result.stdout  # a box per person found
