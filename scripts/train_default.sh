@@ -23,16 +23,12 @@
 #                                            model_export deepen`: the new stack copies the last), then one polish
 #                                            cycle of DEEPEN_STEPS (2200) steps, lr / 10 after DEEPEN_DROP (1600),
 #                                            seed 5; writes RUNS/deepen/ and resumes from RUNS/deepen/last.pt
-#   scripts/train_default.sh everyday [ARGS]  stage 5 (issue 31): one polish cycle from FROM (default: the 3-stack
-#                                            model before it, weights/default.pt of commit BASE_COMMIT, restored as
-#                                            weights/default_base.pt)
+#   scripts/train_default.sh everyday [ARGS]  stage 5 (issue 31): one polish cycle from FROM (default weights/default.pt)
 #                                            towards everyday photos: coco_subset's train2017-fit people join the mix
 #                                            (EVERYDAY_MIX), a third of the box crops cut off by the photo's edge,
 #                                            two fifths partly covered; EVERYDAY_STEPS (2000), lr / 10 after
 #                                            EVERYDAY_DROP (1500), seed 7; writes RUNS/everyday/ and resumes from
-#                                            RUNS/everyday/last.pt (or RESUME). Pick by LSP val and coco train2017-val:
-#                                            the shipped model is its step 1,500 (save_every 100: RUNS/everyday/
-#                                            last.pt at 1,500, or stop it there with EVERYDAY_STEPS=1500)
+#                                            RUNS/everyday/last.pt (or RESUME). Pick by LSP val and coco train2017-val
 #   scripts/train_default.sh ship [CKPT]     export CKPT (default RUNS/deepen/last.pt, else RUNS/polish/last.pt, else
 #                                            RUNS/finish/last.pt) as the default model (scripts/ship_default.sh)
 #
@@ -63,7 +59,6 @@ machine=(--amp --channels-last --device cpu --threads 2 --workers 1 --no-progres
 # The trunk's resumable checkpoint left the tree when the polish's took its place (the tree must stay under the
 # 64 MiB a GPU machine is sent); git keeps it.
 TRUNK_COMMIT=79c7f53
-BASE_COMMIT=d6e8455  # the last commit whose weights/default.pt is the 3-stack model the everyday cycle starts from
 restore_trunk() {
   if [ ! -f weights/default_trunk.pt ] && git cat-file -e "$TRUNK_COMMIT:weights/default_trunk.pt" 2>/dev/null; then
     git show "$TRUNK_COMMIT:weights/default_trunk.pt" >weights/default_trunk.pt
@@ -124,11 +119,7 @@ case "$STAGE" in
     polish_cycle "$RUNS/deepen" "$RUNS/deepen/init.pt" "${DEEPEN_STEPS:-2200}" "${DEEPEN_DROP:-1600}" --seed 5 "$@"
     ;;
   everyday)
-    # the shipped model is this cycle's step 1,500 from the 3-stack model before it (git history, BASE_COMMIT)
-    if [ -z "${FROM:-}" ] && [ ! -f weights/default_base.pt ]; then
-      git show "$BASE_COMMIT:weights/default.pt" >weights/default_base.pt
-    fi
-    polish_cycle "$RUNS/everyday" "${FROM:-weights/default_base.pt}" "${EVERYDAY_STEPS:-2000}" "${EVERYDAY_DROP:-1500}" \
+    polish_cycle "$RUNS/everyday" "${FROM:-weights/default.pt}" "${EVERYDAY_STEPS:-2000}" "${EVERYDAY_DROP:-1500}" \
       --dataset "${EVERYDAY_MIX:-lsp:2,lspet:5,mpii:2,coco:1.5,synthetic:0.5}" --truncate-prob 0.3 \
       --occlusion-prob 0.4 --whole-image-prob 0.2 --seed 7 "$@"
     ;;
