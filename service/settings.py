@@ -225,7 +225,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_providers(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [p for p in (part.strip() for part in value.split(",")) if p]
+            value = _comma_list(value)
         if isinstance(value, list | tuple):
             return tuple(PROVIDER_ALIASES.get(str(p).lower(), str(p)) for p in value)
         return value
@@ -234,7 +234,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            value = tuple(o.rstrip("/") for o in (part.strip() for part in value.split(",")) if o)
+            value = tuple(origin.rstrip("/") for origin in _comma_list(value))
         return value
 
     @field_validator("cors_origins")
@@ -263,6 +263,11 @@ class Settings(BaseSettings):
                 f"POSE_DETECTOR_MIN_SCORE ({self.detector_min_score})"
             )
         return self
+
+
+def _comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: an environment variable's comma-separated items."""
+    return [item for item in (part.strip() for part in text.split(",")) if item]
 
 
 def settings_table() -> str:
