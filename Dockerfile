@@ -1,22 +1,28 @@
 # GPU image of hourglass-serve: FastAPI + ONNX Runtime with the CUDA execution provider. No torch, no compilers.
 #
-# Why this base image: requirements/gpu.txt pins onnxruntime-gpu==1.31.1, whose PyPI wheel is built against
-# CUDA 13.x and cuDNN 9.x (its wheel metadata pins the matching NVIDIA libraries for the `cuda`/`cudnn` extras to
-# nvidia-cuda-runtime~=13.0 and nvidia-cudnn-cu13~=9.0; ONNX Runtime's PyPI builds moved from CUDA 12 to 13 in 1.27).
-# CUDA's minor-version compatibility lets any 13.x runtime load it, while cuDNN must be major version 9, so the
-# runtime stage starts from NVIDIA's CUDA 13.0 runtime image with cuDNN 9 (Ubuntu 24.04, Python 3.12).
-# The host needs an NVIDIA driver for CUDA 13 (>= 580) and the NVIDIA Container Toolkit.
+# CUDA without a CUDA base image: requirements/gpu.txt pins onnxruntime-gpu[cuda,cudnn]==1.31.1, whose extras pin
+# NVIDIA's own wheels of the CUDA 13 runtime, cuBLAS, cuFFT, cuRAND, NVRTC and cuDNN 9 (the versions ONNX Runtime 1.31
+# was built against; its PyPI builds moved from CUDA 12 to 13 in 1.27). They land in the venv's site-packages/nvidia/,
+# and the runtime stage tells the dynamic loader where (ld.so.conf.d), so the CUDA provider's libraries resolve on a
+# plain Debian Python base; only the driver's libcuda.so.1 comes from the host, mounted by the NVIDIA Container
+# Toolkit. The host needs an NVIDIA driver for CUDA 13 (>= 580) and the toolkit. `make docker-test` builds this image
+# and checks inside it that every library resolves but libcuda and that ONNX Runtime offers CUDAExecutionProvider.
 #
 #   docker build -t hourglass-serve:gpu .                       (make docker-build)
 #   docker build --build-arg MODEL=mpii_hg8.onnx -t hourglass-serve:gpu-hg8 .   (any .onnx file in weights/)
 #   docker run --rm --gpus all -p 8000:8000 hourglass-serve:gpu   (or: docker compose up -d)
+#
+# PYTHON_IMAGE is the base of every stage, BUILD_IMAGE of those that run pip (default: the same); where Docker Hub
+# cannot be reached, scripts/docker_base.sh makes both from Debian's packages (README, "Docker").
 #
 # Weights: WEIGHTS=local (default) copies weights/${MODEL} from the build context. WEIGHTS=mpii8 instead downloads the
 # published MPII 8-stack checkpoint (princeton-vl/pytorch_stacked_hourglass, val PCKh 0.902) and converts it with
 # scripts/fetch_published.sh inside the build (needs internet at build time, and BuildKit, which skips unused stages):
 #   docker build --build-arg WEIGHTS=mpii8 --build-arg MODEL=mpii_hg8.onnx -t hourglass-serve:gpu-mpii8 .
 
-ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+ARG PYTHON_IMAGE=python:3.11-slim
+# empty: PYTHON_IMAGE
+ARG BUILD_IMAGE=
 ARG WEIGHTS=local
 
 # ---- weights, option 1: the model file from the build context ----
@@ -25,7 +31,7 @@ ARG MODEL=default.onnx
 COPY weights/${MODEL} /weights/${MODEL}
 
 # ---- weights, option 2: download and convert the published MPII 8-stack model (torch only in this stage) ----
-FROM python:3.11-slim AS weights-mpii8
+FROM ${BUILD_IMAGE:-${PYTHON_IMAGE}} AS weights-mpii8
 ARG MODEL=default.onnx
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -49,26 +55,22 @@ RUN PYTHON=/opt/venv/bin/python OUT_DIR=/weights CACHE_DIR=/tmp/checkpoints scri
 FROM weights-${WEIGHTS} AS weights
 
 # ---- build: a virtualenv with the GPU serving lock (pip and its cache never reach the runtime stage) ----
-FROM ${CUDA_IMAGE} AS build
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
-    && rm -rf /var/lib/apt/lists/*
+FROM ${BUILD_IMAGE:-${PYTHON_IMAGE}} AS build
 COPY requirements/gpu.txt /tmp/gpu.txt
-RUN python3 -m venv /opt/venv \
+RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/gpu.txt \
     && /opt/venv/bin/pip uninstall -y pip
 
 # ---- runtime ----
-FROM ${CUDA_IMAGE} AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ARG MODEL=default.onnx
-# only the interpreter the venv was built with; the distribution packages are pinned by the base image's release
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin pose
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin pose
 COPY --from=build /opt/venv /opt/venv
+# the NVIDIA wheels' library folders, for the dynamic loader (ONNX Runtime's CUDA provider and cuDNN load by name)
+RUN find /opt/venv -path '*/site-packages/nvidia/*' -name 'lib*.so*' -printf '%h\n' | sort -u \
+        >/etc/ld.so.conf.d/onnxruntime-nvidia-wheels.conf \
+    && ldconfig
 WORKDIR /app
 COPY pose/ pose/
 COPY service/ service/
@@ -80,6 +82,8 @@ RUN /opt/venv/bin/python -m compileall -q pose service
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     POSE_MODEL_PATH=/app/weights/${MODEL} \
     POSE_DETECTOR_PATH=/app/weights/person_detector.onnx \
     POSE_HOST=0.0.0.0 \

@@ -23,7 +23,8 @@ COMPOSE_VENV := $(VENV)/compose
 COMPOSE_STAMP := $(COMPOSE_VENV)/.stamp
 TORCH_PIN = $(shell grep -m1 '^torch==' $(REQ)/train.txt)
 
-.PHONY: help install serve test lint bench browser mpii-weights docker-build docker-build-cpu docker-build-mpii8 lock \
+.PHONY: help install serve test lint bench browser mpii-weights docker-build docker-build-cpu docker-build-mpii8 docker-base \
+	docker-test lock \
 	clean distclean
 
 help: ## list the targets
@@ -90,6 +91,12 @@ docker-build-cpu: ## build the CPU image
 
 docker-build-mpii8: ## build the GPU image with the published MPII 8-stack model, converted in the build (internet)
 	docker build --build-arg WEIGHTS=mpii8 --build-arg MODEL=mpii_hg8.onnx -t $(IMAGE):gpu-mpii8 .
+
+docker-base: ## make local base images from Debian's packages, for hosts without Docker Hub (root, debootstrap)
+	scripts/docker_base.sh
+
+docker-test: install ## build both images and check them for real (installs and starts Docker if missing; root)
+	scripts/docker_test.sh
 
 lock: ## regenerate requirements/*.txt from requirements/*.in
 	PYTHON=$(PYTHON) scripts/lock.sh

@@ -62,10 +62,11 @@ lock_serve() {
 }
 
 lock_gpu() {
-    sed -e 's/^onnxruntime==/onnxruntime-gpu==/' -e '/^openvino==/d' "$req/serve.in" >"$work/gpu.in"
+    # the cuda and cudnn extras: NVIDIA's CUDA 13 and cuDNN 9 wheels, so the image needs no CUDA base (Dockerfile)
+    sed -e 's/^onnxruntime==/onnxruntime-gpu[cuda,cudnn]==/' -e '/^openvino==/d' "$req/serve.in" >"$work/gpu.in"
     grep -v -e '^onnxruntime==' -e '^openvino' "$req/serve.txt" >"$work/serve-no-ort.txt"
     {
-        header "$req/serve.in (onnxruntime -> onnxruntime-gpu, no openvino)"
+        header "$req/serve.in (onnxruntime -> onnxruntime-gpu[cuda,cudnn], no openvino)"
         freeze gpu -r "$work/gpu.in" -c "$work/serve-no-ort.txt"
     } >"$work/gpu.txt"
     mv "$work/gpu.txt" "$req/gpu.txt"
