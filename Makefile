@@ -12,6 +12,10 @@ PIP_VERSION := 26.3
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 CHROMIUM ?= /usr/bin/chromium
 IMAGE ?= hourglass-serve
+# a Docker client that builds with BuildKit (the GPU Dockerfile picks its weights stage by argument)
+DOCKER ?= docker
+# the bases, when set (scripts/docker_base.sh makes local ones where Docker Hub cannot be reached)
+BASE_ARGS = $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) $(if $(BUILD_IMAGE),--build-arg BUILD_IMAGE=$(BUILD_IMAGE))
 MODEL ?= default.onnx
 
 REQ := requirements
@@ -84,13 +88,14 @@ mpii-weights: install ## download + convert the published MPII checkpoints to we
 	PYTHON=$(PY) scripts/fetch_published.sh
 
 docker-build: ## build the GPU image (MODEL=file in weights/ selects the model)
-	docker build --build-arg MODEL=$(MODEL) -t $(IMAGE):gpu .
+	DOCKER_BUILDKIT=1 $(DOCKER) build $(BASE_ARGS) --build-arg MODEL=$(MODEL) -t $(IMAGE):gpu .
 
 docker-build-cpu: ## build the CPU image
-	docker build -f Dockerfile.cpu --build-arg MODEL=$(MODEL) -t $(IMAGE):cpu .
+	DOCKER_BUILDKIT=1 $(DOCKER) build $(BASE_ARGS) -f Dockerfile.cpu --build-arg MODEL=$(MODEL) -t $(IMAGE):cpu .
 
 docker-build-mpii8: ## build the GPU image with the published MPII 8-stack model, converted in the build (internet)
-	docker build --build-arg WEIGHTS=mpii8 --build-arg MODEL=mpii_hg8.onnx -t $(IMAGE):gpu-mpii8 .
+	DOCKER_BUILDKIT=1 $(DOCKER) build $(BASE_ARGS) --build-arg WEIGHTS=mpii8 --build-arg MODEL=mpii_hg8.onnx \
+		-t $(IMAGE):gpu-mpii8 .
 
 docker-base: ## make local base images from Debian's packages, for hosts without Docker Hub (root, debootstrap)
 	scripts/docker_base.sh
