@@ -52,8 +52,7 @@ def cpu_stack() -> Iterator[ComposeStack]:
     env = {"POSE_PUBLISHED_PORT": str(port), "POSE_REQUEST_TIMEOUT_S": "120"}
     stack = ComposeStack(f"http://127.0.0.1:{port}", "", compose, env)
     try:
-        stack("build", timeout=1800)
-        stack("up", "-d")
+        stack("up", "-d", "--build", timeout=1800)  # the README's command
         stack.container = stack("ps", "-q", "pose").stdout.strip()
         yield stack
     finally:
