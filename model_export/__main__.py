@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "person-detector": ("model_export.person_detector", "the packaged NanoDet person detector as ONNX"),
     "quantize": ("evaluation.quantize", "int8 twin of an ONNX model, calibrated on service-made inputs"),
     "deepen": ("model_export.deepen", "more stacks for a trained model, with the same predictions"),
+    "stage": ("model_export.stage", "cut the real training people into shards for a lent GPU machine"),
     "train": ("model_export.train", "train a stacked hourglass"),
     "evaluate": ("evaluation.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
     "engine-gate": ("evaluation.engine_gate", "PCK@0.2 of the served model on each engine against ONNX Runtime"),

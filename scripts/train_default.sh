@@ -56,14 +56,15 @@ data=(
 )
 machine=(--amp --channels-last --device cpu --threads 2 --workers 1 --no-progress --log-every 50)
 
-# The trunk's resumable checkpoint left the tree when the polish's took its place (the tree must stay under the
-# 64 MiB a GPU machine is sent); git keeps it.
-TRUNK_COMMIT=79c7f53
-restore_trunk() {
-  if [ ! -f weights/default_trunk.pt ] && git cat-file -e "$TRUNK_COMMIT:weights/default_trunk.pt" 2>/dev/null; then
-    git show "$TRUNK_COMMIT:weights/default_trunk.pt" >weights/default_trunk.pt
+# Checkpoints of earlier stages left the tree (it must stay well under the 64 MiB a GPU machine is sent); git keeps
+# them: the trunk's resumable checkpoint (commit 79c7f53) and the third polish's weights (commit 67f1c19).
+# restore FILE COMMIT: take FILE from git history when it is missing
+restore() {
+  if [ ! -f "$1" ] && git cat-file -e "$2:$1" 2>/dev/null; then
+    git show "$2:$1" >"$1"
   fi
 }
+restore_trunk() { restore weights/default_trunk.pt 79c7f53; }
 
 # polish_cycle OUT INIT STEPS DROP [ARGS]: one 256x256 cycle from INIT's weights, Adam 1e-4 then 1e-5 after DROP
 # steps; resumes from OUT/last.pt, else from RESUME when set (a committed resumable checkpoint of an unfinished cycle,
@@ -111,6 +112,7 @@ case "$STAGE" in
       --seed 2 "$@"
     ;;
   deepen)
+    [ -n "${FROM:-}" ] || restore weights/default_next.pt 67f1c19
     if [ ! -f "$RUNS/deepen/init.pt" ]; then
       mkdir -p "$RUNS/deepen"
       "$PYTHON" -m model_export deepen --checkpoint "${FROM:-weights/default_next.pt}" --stacks 3 \

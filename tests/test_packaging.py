@@ -541,3 +541,14 @@ def test_ci_script_runs_make_test_ruff_and_the_image_checks():
     assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
     assert "make test" in script and "ruff check" in script and "make docker-test" in script
     assert os.access(REPO_ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_the_tree_leaves_a_device_call_room_for_a_shard_of_training_data():
+    """A lent GPU machine gets the working tree plus what a call carries, 64 MiB in all: the tracked tree stays small
+    enough that one staged shard (`python -m model_export stage`, 16 MiB of JPEGs) travels with it."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, timeout=60, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [REPO_ROOT / name for name in listed.stdout.decode().split("\0") if name]
+    size = sum(path.stat().st_size for path in files if path.is_file())
+    assert size <= (64 - 17) << 20, f"the tracked tree is {size / (1 << 20):.1f} MiB"

@@ -84,3 +84,33 @@ def test_polish_takes_a_committed_checkpoint_only_when_resume_names_it(tmp_path:
 def test_unknown_stage_is_refused(tmp_path: Path, stage: str) -> None:
     result = subprocess.run(["bash", str(SCRIPT), stage], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_the_gpu_recipe_trains_from_the_staged_shards_and_resumes_its_own_run(tmp_path: Path) -> None:
+    """scripts/device_everyday.sh (one device call): the staged shards, the CPU recipe's augmentations, MINUTES of
+    training; from the shipped weights on a fresh machine, exactly resumed where an earlier call left its run."""
+    script = REPO / "scripts" / "device_everyday.sh"
+    calls = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "python"
+    recorder.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"with open({str(calls)!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    recorder.chmod(0o755)
+    out, run = tmp_path / "out", tmp_path / "runs" / "device"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": str(recorder), "OUT": str(out), "RUN": str(run)}
+    subprocess.run(["bash", str(script), "8"], env=env, check=True, capture_output=True, timeout=60)
+    *_, first = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert first[:3] == ["-m", "model_export", "train"]
+    given = {flag: value(first, flag) for flag in ("--staged", "--max-minutes", "--init", "--device", "--out")}
+    assert given == {"--staged": "runs/staged", "--max-minutes": "8", "--init": "weights/default.pt",
+                     "--device": "cuda", "--out": str(run)}  # fmt: skip
+    assert (value(first, "--truncate-prob"), value(first, "--occlusion-prob")) == ("0.3", "0.4")
+    assert "coco" in value(first, "--dataset") and "--resume" not in first
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"a checkpoint")
+    subprocess.run(["bash", str(script), "8"], env=env, check=True, capture_output=True, timeout=60)
+    *_, second = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert value(second, "--resume") == str(run / "last.pt") and "--init" not in second
+    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "last.pt.part-00", "train.log"]

@@ -6,6 +6,9 @@
 ``coco``      ``coco_subset``'s train2017 photos less its held-out third (``train2017-fit``; COCO's boxes, the 12 limb
               joints); ``train2017-val`` picks models, and its val2017 photos are never trained on
 ``synthetic`` the built-in synthetic figures
+
+With ``--staged DIR`` the real sources (and LSP's validation people) are read from the shards of
+``python -m model_export stage`` under DIR instead (:mod:`model_export.data.staging`): what a lent GPU machine gets.
 """
 
 from __future__ import annotations
@@ -17,13 +20,24 @@ from typing import Any
 
 from model_export.data.coco import TRAIN_FIT
 from model_export.data.mixing import MixedDataset, parse_mix
-from model_export.data.people import REAL_AUGMENT, DataError, PersonDataset, coco_records, lsp_records, mpii_records
+from model_export.data.people import (
+    REAL_AUGMENT,
+    DataError,
+    PersonDataset,
+    PersonRecord,
+    coco_records,
+    lsp_records,
+    mpii_records,
+)
+from model_export.data.staging import staged_records
 from model_export.data.synthetic import SyntheticPoseDataset
 from pose.codec import HeatmapCodec
 
 MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", "synthetic")
 LSP_FIT = range(900)  # im0001 .. im0900
 LSP_VAL = range(900, 1000)  # im0901 .. im1000
+LSP_VAL_SOURCE = "lsp-val"  # LSP's validation people, by that name among staged records
+REAL_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", LSP_VAL_SOURCE)
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
 __all__ = ["DataError", "MIX_SOURCES", "add_arguments", "mixed_training_set", "validation_set"]
@@ -49,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="COCO folder (person_keypoints.json, images/); default DATA/coco_subset",
     )
     group.add_argument(
+        "--staged",
+        metavar="DIR",
+        type=Path,
+        help="read the real sources from the staged shards under DIR (python -m model_export stage)",
+    )
+    group.add_argument(
         "--truncate-prob", type=float, default=0.0, help="share of box crops whose person the photo's edge cuts off"
     )
     group.add_argument(
@@ -68,6 +88,7 @@ def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
     unknown = [e.name for e in entries if e.name not in MIX_SOURCES]
     if unknown:
         raise ValueError(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(MIX_SOURCES)}")
+    staged = _staged(args, [e.name for e in entries if e.name != "synthetic"])
     datasets = []
     for entry in entries:
         if entry.name == "synthetic":
@@ -75,16 +96,7 @@ def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
                 SyntheticPoseDataset("train", length=args.epoch_size, base_seed=args.data_seed, codec=codec)
             )
             continue
-        if entry.name == "mpii":
-            if args.mpii_images is None or args.mpii_train is None:
-                raise DataError("the mpii source needs --mpii-images and --mpii-train (an MMPose-format list)")
-            records = mpii_records(args.mpii_images, args.mpii_train)
-        elif entry.name == "coco":
-            folder = Path(args.coco) if args.coco is not None else Path(args.data_root) / "coco_subset"
-            records = coco_records(folder / "person_keypoints.json", folder / "images", split=TRAIN_FIT)
-        else:
-            indices = LSP_FIT if entry.name == "lsp" else None
-            records = lsp_records(_folder(args, entry.name), indices, source=entry.name)
+        records = staged[entry.name] if staged is not None else real_records(args, [entry.name])[entry.name]
         datasets.append(
             PersonDataset(
                 records,
@@ -103,4 +115,40 @@ def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
 
 def validation_set(args: Any, codec: HeatmapCodec) -> PersonDataset:
     """LSP im0901..im1000 with the service's box crop (held out of the ``lsp`` source)."""
+    staged = _staged(args, [LSP_VAL_SOURCE])
+    if staged is not None:
+        return PersonDataset(staged[LSP_VAL_SOURCE], codec=codec)
     return PersonDataset(lsp_records(_folder(args, "lsp"), LSP_VAL), codec=codec)
+
+
+def _staged(args: Any, names: list[str]) -> dict[str, list[PersonRecord]] | None:
+    """The staged records of ``names`` when ``args.staged`` is set (DataError for a source with none), else None."""
+    folder = getattr(args, "staged", None)
+    if folder is None:
+        return None
+    records = staged_records(Path(folder), names)
+    missing = [name for name in names if not records.get(name)]
+    if missing:
+        raise DataError(f"{folder}: no staged people of {', '.join(missing)}")
+    return records
+
+
+def real_records(args: Any, names: list[str]) -> dict[str, list[PersonRecord]]:
+    """The records of the real sources ``names`` (``lsp-val``: LSP's validation people) from the datasets, for
+    staging: the same records the sources train on."""
+    out: dict[str, list[PersonRecord]] = {}
+    for name in names:
+        if name == LSP_VAL_SOURCE:
+            out[name] = lsp_records(_folder(args, "lsp"), LSP_VAL)
+        elif name == "mpii":
+            if args.mpii_images is None or args.mpii_train is None:
+                raise DataError("the mpii source needs --mpii-images and --mpii-train (an MMPose-format list)")
+            out[name] = mpii_records(args.mpii_images, args.mpii_train)
+        elif name == "coco":
+            folder = Path(args.coco) if args.coco is not None else Path(args.data_root) / "coco_subset"
+            out[name] = coco_records(folder / "person_keypoints.json", folder / "images", split=TRAIN_FIT)
+        elif name in ("lsp", "lspet"):
+            out[name] = lsp_records(_folder(args, name), LSP_FIT if name == "lsp" else None, source=name)
+        else:
+            raise ValueError(f"unknown real source {name!r}; choose from {', '.join(REAL_SOURCES)}")
+    return out
