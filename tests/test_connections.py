@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from service.server.connections import LINGER_RATE, LINGER_S
 from tests.helpers import hostile_inputs as corpus
 from tests.helpers.server import ServiceProcess
 
@@ -292,3 +294,34 @@ def test_connections_lingering_after_their_answer_make_room(constant_model_path:
             for sock in trickling:
                 sock.close()
         assert "Too many open files" not in server.log
+
+
+def test_unread_bodies_are_dropped_at_a_bounded_rate_while_the_service_answers(server: ServiceProcess) -> None:
+    """Four clients each pushing 64 MiB as fast as loopback goes to a route that answers without reading it: the
+    lingering connections together drop at most LINGER_RATE a second (reading pauses; the senders wait on their
+    own sockets), so in the 2 s of lingering far less than the 256 MiB offered gets in (unpaced, loopback took it
+    all). /healthz answers meanwhile."""
+    chunk = b"x" * (1 << 20)
+    sent = [0] * 4
+
+    def flood(k: int) -> None:
+        with connect(server) as sock:
+            sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (64 << 20))
+            sock.settimeout(LINGER_S + 3)
+            try:
+                for _ in range(64):
+                    sock.sendall(chunk)
+                    sent[k] += len(chunk)
+            except OSError:  # closed after lingering: the rest was never taken
+                pass
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert still_serving(server)
+    for thread in threads:
+        thread.join(LINGER_S + 10)
+    # what the server dropped, plus what the sockets' buffers held (at most a few MiB each on loopback)
+    assert sum(sent) < LINGER_RATE * (LINGER_S + 0.5) + 4 * (12 << 20), [s >> 20 for s in sent]
+    assert still_serving(server)

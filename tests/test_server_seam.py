@@ -46,6 +46,6 @@ def test_the_seam_names_every_inherited_attribute_the_limits_touch():
     """Each ``self.X`` the subclass reads and does not set itself is listed in the seam."""
     source = inspect.getsource(__import__("service.server.connections", fromlist=["_"]))
     used = set(re.findall(r"\bself\.([a-z][a-z_]*)\b", source))
-    own = {"limits"}  # the subclass's own class attribute
+    own = {"limits", "drain_pace"}  # the subclass's own class attributes
     inherited = used - own - set(uvicorn_seam.PROTOCOL_METHODS)
     assert inherited <= set(uvicorn_seam.PROTOCOL_ATTRIBUTES), inherited - set(uvicorn_seam.PROTOCOL_ATTRIBUTES)

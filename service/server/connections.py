@@ -12,9 +12,11 @@ bounds:
   trailer) counts against the same limit beyond :data:`CHUNK_LINE_BYTES` a chunk, so a trailer that never ends
   is cut off too;
 - **unread bodies**: a request answered before its body has all arrived (a route that does not read it, a
-  refusal, the upload-pace 408) does not wait for the rest for long: the rest is read and dropped for at most
-  :data:`LINGER_S` and :data:`LINGER_BYTES` (so that a client still sending its upload reads the answer instead
-  of a reset, and keeps its connection when the body does end), then the connection closes;
+  refusal, the upload-pace 408, a 503 when busy) does not wait for the rest for long: the rest is read and dropped
+  for at most :data:`LINGER_S` and :data:`LINGER_BYTES` (so that a client still sending its upload reads the
+  answer instead of a reset, and keeps its connection when the body does end), then the connection closes. All
+  such connections together drop at most :data:`LINGER_RATE` bytes a second (reading pauses, so the clients wait
+  on their own sockets): bodies nobody reads cannot take the event loop's time from the requests being served;
 - **head time**: a head (the first on a connection, or the next on a kept-alive one once it starts) not complete
   ``head_timeout_s`` after it was due is a ``408`` and the connection closes;
 - **connections**: past ``max_connections`` open connections, one lingering after its answer, else the oldest one
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.http.errors import error_body, error_headers, error_status
+from service.server.pace import DrainPace
 from service.server.uvicorn_seam import STATUS_LINE, HttpToolsProtocol
 
 
@@ -44,6 +47,7 @@ class ConnectionLimits:
 
 LINGER_S = 2.0  # after such an answer, the most time spent reading and dropping the rest of its body
 LINGER_BYTES = 64 * 2**20  # and the most bytes
+LINGER_RATE = 32 * 2**20  # bytes a second that all lingering connections of the process drop together, at most
 CHUNK_LINE_BYTES = 32  # framing a chunk may carry outside the head limit: "ffffffff\r\n" and the CRLF after its data
 FD_RESERVE = 64  # descriptors kept free for the model, logs, sockets being accepted
 MAX_AUTO_CONNECTIONS = 4096
@@ -65,6 +69,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
 class _Guarded(HttpToolsProtocol):
     limits = ConnectionLimits()
+    drain_pace = DrainPace(LINGER_RATE)  # shared by every connection of the process (one event loop)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,6 +86,7 @@ class _Guarded(HttpToolsProtocol):
         self._refused = False  # answered by a limit: the parser's remaining callbacks are ignored
         self._lingering: asyncio.TimerHandle | None = None  # answered; the rest of the body is dropped until it fires
         self._lingered = 0
+        self._paced: asyncio.TimerHandle | None = None  # reading paused by the drain pace; resumes when it fires
         self._message_complete = True  # the parser is between messages (not inside a request's body)
 
     # ------------------------------------------------------------------ connections
@@ -194,11 +200,16 @@ class _Guarded(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if self._lingering is not None:  # answered already: uvicorn drops it; bound how much
+        if self._lingering is not None:  # answered already: uvicorn drops it; bound how much, and how fast
             self._lingered += len(body)
             if self._lingered > LINGER_BYTES:
                 self._stop_lingering()
                 self.transport.close()
+                return
+            wait = self.drain_pace.wait(self.loop.time(), len(body))
+            if wait > 0 and self._paced is None:
+                self.flow.pause_reading()
+                self._paced = self.loop.call_later(wait, self._resume_paced)
             return
         if not self._refused:
             super().on_body(body)
@@ -213,10 +224,17 @@ class _Guarded(HttpToolsProtocol):
         if not self._refused:
             super().on_message_complete()
 
+    def _resume_paced(self) -> None:
+        self._paced = None
+        self.flow.resume_reading()
+
     def _stop_lingering(self) -> None:
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
+        if self._paced is not None:
+            self._paced.cancel()
+            self._resume_paced()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -14,7 +14,15 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 UVICORN_VERSION = "0.54.0"  # requirements/serve.in pins the same
 
 # Instance attributes of HttpToolsProtocol read or changed by the subclass (set in its __init__ or connection_made)
-PROTOCOL_ATTRIBUTES: tuple[str, ...] = ("connections", "loop", "transport", "cycle", "pipeline", "server_state")
+PROTOCOL_ATTRIBUTES: tuple[str, ...] = (
+    "connections",
+    "loop",
+    "transport",
+    "cycle",
+    "pipeline",
+    "server_state",
+    "flow",  # uvicorn's read pause (FlowControl.pause_reading / resume_reading), which lingering bodies share
+)
 # Methods it overrides and calls through super(): the httptools parser callbacks and the connection events
 PROTOCOL_METHODS: tuple[str, ...] = (
     "connection_made",
