@@ -373,9 +373,10 @@ def markdown(report: dict[str, Any]) -> str:
         "limit counts the URL and fields however the head arrives (one write or many), and a chunked body's framing "
         "and trailer count against it too. An upload slower than `POSE_MIN_UPLOAD_RATE` (4 KiB/s on average after "
         "`POSE_UPLOAD_GRACE_S`, 5 s) gets a `408` and frees its prediction slot. A request answered before its body "
-        "has all arrived (a route that does not read it, a refusal, that `408`) is not waited for: the rest is "
-        "read and dropped for at most 2 s and 64 MiB (so a client still sending reads the answer), then the "
-        "connection closes. `HEAD` works wherever `GET` does; no `server` banner.",
+        "has all arrived (a route that does not read it, a refusal, that `408`, a `503` when busy) is not waited "
+        "for: the rest is read and dropped for at most 2 s and 64 MiB (so a client still sending reads the answer), "
+        "all such connections together at most 32 MiB/s, then the connection closes. `HEAD` works wherever `GET` "
+        "does; no `server` banner.",
         "- **Decoding** (`service/imaging/`): the header's structure is counted from the bytes before Pillow parses "
         "it (`service/imaging/structure.py`: at most 1,000 JPEG header segments, 64 of them APP1; 20,000 PNG chunks, "
         "1,000 of them metadata; 4,096 GIF extension sub-blocks before the first image; 2,000 TIFF tags and 65,536 "
