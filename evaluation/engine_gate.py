@@ -1,10 +1,12 @@
 """The accuracy gate of the engines: the same evaluations through the service's pipeline on each engine that runs
 here, and each one's PCK@0.2 loss against ONNX Runtime float32.
 
-``POSE_ENGINE=auto`` may pick OpenVINO bfloat16 only where it loses at most :data:`MAX_LOSS` on every one of LSP
-test (person box and whole photo behind the person detector) and ``coco_subset``'s val2017 people (COCO's box;
-every person of the whole photos, matched). ``python -m model_export engine-gate`` prints the table and writes it
-as JSON (``weights/engines.json``: the numbers the model card quotes).
+``POSE_ENGINE=auto`` may run the pose model in OpenVINO bfloat16 (the person detector stays on ONNX Runtime float32,
+:mod:`service.inference.detector`) only where what it serves, the ``auto`` column, loses at most :data:`MAX_LOSS`
+on every one of LSP test (person box and whole photo behind the person detector) and ``coco_subset``'s val2017
+people (COCO's box; every person of the whole photos, matched). The forced engines' columns (both models on them)
+are measured beside it. ``python -m model_export engine-gate`` prints the table and writes it as JSON
+(``weights/engines.json``: the numbers the model card quotes).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from evaluation import evaluate
 from model_export.data.sources import DEFAULT_DATA_ROOT
 from service.cpus import cpu_model
-from service.inference.runtime import unavailable
+from service.inference.runtime import cpu_choice, unavailable
 from service.settings import DEFAULT_MODEL_PATH, REPO_ROOT
 
 MAX_LOSS = 0.003  # PCK@0.2, the most an engine other than ONNX Runtime float32 may lose on any evaluation
@@ -67,9 +69,14 @@ def _version(package: str) -> str | None:
         return None
 
 
+GATED = "auto"  # the engine choice the gate decides about: what the service runs by default
+
+
 def engines_here() -> list[str]:
-    """ONNX Runtime float32 first, then each OpenVINO precision this CPU runs."""
-    return [REFERENCE, *(name for name in ("openvino-bf16", "openvino-f32") if unavailable(name) is None)]
+    """ONNX Runtime float32 first, ``auto`` where it is something else here, then each OpenVINO precision this CPU
+    runs."""
+    auto = [GATED] if cpu_choice(GATED) != ("onnxruntime", "float32") else []
+    return [REFERENCE, *auto, *(name for name in ("openvino-bf16", "openvino-f32") if unavailable(name) is None)]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         print(f"{name:<18}" + "".join(f"{table[name][engine]:>16.4f}" for engine in engines))
     for engine, loss in losses.items():
-        verdict = "passes" if loss <= MAX_LOSS else "FAILS"
-        print(f"{engine}: largest loss {loss:+.4f} against {REFERENCE}: {verdict} the gate (at most {MAX_LOSS})")
+        verdict = "within" if loss <= MAX_LOSS else "OVER"
+        gated = " (the gate: what auto serves)" if engine == GATED else ""
+        print(f"{engine}: largest loss {loss:+.4f} against {REFERENCE}, {verdict} {MAX_LOSS}{gated}")
     if args.json:
         record = {
             "model": _shown(Path(args.onnx)),
@@ -131,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             "pck_limbs": table,
             "largest_loss": {engine: round(loss, 6) for engine, loss in losses.items()},
             "passes": {engine: loss <= MAX_LOSS for engine, loss in losses.items()},
+            "gated": GATED,
             "seconds": seconds,
             "command": "python -m model_export engine-gate " + " ".join(sys.argv[2:]),
         }

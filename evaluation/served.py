@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINE_CHOICES,
         default="auto",
-        help="what runs the ONNX models, as POSE_ENGINE (auto: OpenVINO bfloat16 where the CPU has native bfloat16, "
-        "else ONNX Runtime float32; on the CPU here)",
+        help="what runs the ONNX models, as POSE_ENGINE (auto: the pose model in OpenVINO bfloat16 where the CPU has "
+        "native bfloat16, else ONNX Runtime float32, the detector in ONNX Runtime float32; on the CPU here)",
     )
     parser.add_argument("--max-people", type=positive_int, default=DEFAULT_MAX_PEOPLE, help="as POSE_MAX_PEOPLE")
     parser.add_argument(

@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server.")
     engine: EngineChoice = Field(
         "auto",
-        description="What runs the models: `auto` (ONNX Runtime on a GPU; else OpenVINO in bfloat16 where the CPU "
-        "has native bfloat16, AMX or AVX512_BF16; else ONNX Runtime float32), or forced: `onnxruntime`, "
-        "`openvino-bf16`, `openvino-f32` (start-up fails if it cannot run here). `/model` says which runs.",
+        description="What runs the models: `auto` (ONNX Runtime on a GPU; else the pose model in OpenVINO bfloat16 "
+        "where the CPU has native bfloat16, AMX or AVX512_BF16, and the person detector in ONNX Runtime float32; else "
+        "ONNX Runtime float32), or forced for both: `onnxruntime`, `openvino-bf16`, `openvino-f32` (start-up fails if "
+        "it cannot run here). `/model` says which runs.",
     )
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         (),

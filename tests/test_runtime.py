@@ -26,7 +26,14 @@ from pose.detection import DetectionOptions
 from service.inference.detector import PersonDetector
 from service.inference.engine import Engine
 from service.inference.pipeline import PredictOptions, Upload
-from service.inference.runtime import ModelLoadError, SessionOptions, openvino_problem, resolve_engine, unavailable
+from service.inference.runtime import (
+    ModelLoadError,
+    SessionOptions,
+    cpu_choice,
+    openvino_problem,
+    resolve_engine,
+    unavailable,
+)
 from tests.helpers.server import REPO_ROOT
 
 PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
@@ -157,6 +164,7 @@ def test_the_gate_scores_each_kind_of_evaluation_and_names_the_engines_here() ->
     here = engine_gate.engines_here()
     assert here[0] == "onnxruntime"
     assert ("openvino-bf16" in here) == (openvino_problem("bfloat16") is None)
+    assert ("auto" in here) == (cpu_choice("auto") != ("onnxruntime", "float32"))  # the gated column, where it differs
     assert set(engine_gate.evaluations(REPO_ROOT)) == {
         "lsp_test_box",
         "lsp_test_whole",
@@ -176,3 +184,17 @@ def test_openvino_runs_any_batch_whether_compiled_static_or_dynamic(engine_choic
     singles = np.concatenate([static.run(batch[i : i + 1]) for i in range(3)])
     np.testing.assert_allclose(static.run(batch), singles, atol=1e-6)
     np.testing.assert_allclose(dynamic.run(batch), singles, atol=0.02)  # bfloat16: another kernel, other roundings
+
+
+def test_under_auto_the_detector_stays_float32_while_the_pose_model_may_take_bfloat16() -> None:
+    """The detector's bfloat16 changes which people are found on a few photos (service/inference/detector.py):
+    under ``auto`` it runs on ONNX Runtime float32; a forced engine still runs both models."""
+    options = SessionOptions("auto", ("CPUExecutionProvider",), intra_op_threads=1)
+    detector = PersonDetector.load(DETECTOR, DetectionOptions(), options).info.runtime.describe()
+    assert (detector["engine"], detector["precision"]) == ("onnxruntime", "float32")
+    pose = Engine.load(MODEL, options).info.runtime.describe()
+    assert (pose["engine"], pose["precision"]) == cpu_choice("auto")
+    if unavailable("openvino-bf16") is None:
+        forced = SessionOptions("openvino-bf16", ("CPUExecutionProvider",), intra_op_threads=1)
+        described = PersonDetector.load(DETECTOR, DetectionOptions(), forced).info.runtime.describe()
+        assert (described["engine"], described["precision"]) == ("openvino", "bfloat16")
