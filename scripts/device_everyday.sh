@@ -4,8 +4,8 @@
 # Here, once: stage the real training people into shards that fit a call (outside the tree, never committed):
 #   .venv/bin/python -m model_export stage --out runs/staged --data-root ../shared/data \
 #     --mpii-images ../shared/data/mpii_subset/images --mpii-train ../shared/data/mpii_subset/annotations.json
-# Each device call carries the working tree plus its `carry` paths, 64 MiB in all: the tree is about 45 MiB, so one
-# call carries one shard (`--shard-mb 16`, the default of this recipe's staging below) and, on a machine that is
+# Each device call carries the working tree plus its `carry` paths, 64 MiB in all: the tracked tree is about 43 MiB
+# (a test keeps it under 47), so one call carries one shard (16 MiB, the staging default) and, on a machine that is
 # still warm, finds the shards and the run that earlier calls left there (runs/ is ignored, so it stays):
 #   run(command="scripts/device_everyday.sh 8", carry=["runs/staged/shard-00"])     # then shard-01, ... in turn
 # The run resumes exactly from runs/device/last.pt when the machine still has it; a fresh machine starts again
