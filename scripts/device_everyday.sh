@@ -15,6 +15,8 @@
 # (LSP im0901-im1000 is staged as lsp-val and scored every epoch; coco train2017-val with `evaluate`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/device_common.sh
+source scripts/device_common.sh
 MINUTES="${1:?usage: scripts/device_everyday.sh MINUTES [train arguments]}"
 shift
 : "${OUT:?OUT must name the folder that comes back}"
@@ -39,10 +41,5 @@ PYTHONUNBUFFERED=1 "$PY" -m model_export train --staged runs/staged \
   tee "$OUT/train.log" | grep -E '^(training|epoch|done|Traceback|[A-Za-z]*Error)'
 status=${PIPESTATUS[0]}
 set -e
-[ -f "$RUN/log.csv" ] && cp "$RUN/log.csv" "$OUT/"
-for name in last best; do
-  if [ -f "$RUN/$name.pt" ]; then split -b 15M -d "$RUN/$name.pt" "$OUT/$name.pt.part-"; fi
-done
-ls -l "$OUT"
-tail -n 5 "$OUT/train.log"
+send_back "$RUN"
 exit "$status"

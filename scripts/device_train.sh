@@ -7,6 +7,8 @@
 # one needs it carried).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/device_common.sh
+source scripts/device_common.sh
 MINUTES="${1:?usage: scripts/device_train.sh MINUTES [train arguments]}"
 shift
 : "${OUT:?OUT must name the folder that comes back}"
@@ -21,10 +23,5 @@ RESUME=()
 status=0
 PYTHONUNBUFFERED=1 PYTHON="${PYTHON:-python3}" scripts/train_synthetic.sh --no-progress --max-minutes "$MINUTES" \
   "${RESUME[@]}" "$@" 2>&1 | tee "$OUT/train.log" | grep -E '^(training|epoch|done|Traceback|[A-Za-z]*Error)' || status=$?
-[ -f "$RUN/log.csv" ] && cp "$RUN/log.csv" "$OUT/"
-for name in last best; do
-  if [ -f "$RUN/$name.pt" ]; then split -b 15M -d "$RUN/$name.pt" "$OUT/$name.pt.part-"; fi
-done
-ls -l "$OUT"
-tail -n 5 "$OUT/train.log"
+send_back "$RUN"
 exit "$status"

@@ -9,18 +9,14 @@ nearly the largest decode one image may have, padded to the upload limit with a 
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from service.imaging.decode import open_image
 from service.settings import Settings
 from tests.helpers.capacity import memory_ceiling
+from tests.helpers.images import padded_png
 from tests.helpers.server import REPO_ROOT, child_processes, peak_rss
 
 pytestmark = pytest.mark.reliability
@@ -34,18 +30,6 @@ LIMITS = {
     "max_pixels": 12_000_000,
     "request_timeout_s": 120,
 }
-
-
-def padded_png(side: int, size: int) -> bytes:
-    """A 16-bit grey PNG of ``side`` x ``side`` grown to ``size`` bytes by a private ancillary chunk."""
-    out = io.BytesIO()
-    y, x = np.mgrid[0:side, 0:side]
-    Image.fromarray(((x * 37 + y * 11) % 65536).astype(np.uint16)).save(out, "PNG")
-    png = out.getvalue()
-    filler = np.random.default_rng(0).bytes(size - len(png) - 12)
-    chunk = struct.pack(">I", len(filler)) + b"prVt" + filler
-    chunk += struct.pack(">I", zlib.crc32(chunk[4:]) & 0xFFFFFFFF)
-    return png[:-12] + chunk + png[-12:]  # before IEND
 
 
 def peak_rss_with_children(pid: int) -> int:

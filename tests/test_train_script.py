@@ -18,16 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_default.sh"
 
 
-def run_stage(tmp_path: Path, *args: str, **env: str) -> list[list[str]]:
-    """Run a stage with the recorder as PYTHON; the argument lists of its calls, in order."""
+def recorder(tmp_path: Path) -> tuple[Path, Path]:
+    """``(python, calls)``: an executable standing in for PYTHON that appends its arguments to ``calls`` (JSON
+    lines) instead of running anything."""
     calls = tmp_path / "calls.jsonl"
-    recorder = tmp_path / "python"
-    recorder.write_text(
+    python = tmp_path / "python"
+    python.write_text(
         f"#!{sys.executable}\nimport json, sys\n"
         f"with open({str(calls)!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
     )
-    recorder.chmod(0o755)
-    full_env = {**os.environ, "PYTHON": str(recorder), "RUNS": str(tmp_path / "runs"), **env}
+    python.chmod(0o755)
+    return python, calls
+
+
+def run_stage(tmp_path: Path, *args: str, **env: str) -> list[list[str]]:
+    """Run a stage with the recorder as PYTHON; the argument lists of its calls, in order."""
+    python, calls = recorder(tmp_path)
+    full_env = {**os.environ, "PYTHON": str(python), "RUNS": str(tmp_path / "runs"), **env}
     subprocess.run(["bash", str(SCRIPT), *args], env=full_env, check=True, capture_output=True, timeout=60)
     return [json.loads(line) for line in calls.read_text().splitlines()]
 
@@ -90,16 +97,10 @@ def test_the_gpu_recipe_trains_from_the_staged_shards_and_resumes_its_own_run(tm
     """scripts/device_everyday.sh (one device call): the staged shards, the CPU recipe's augmentations, MINUTES of
     training; from the shipped weights on a fresh machine, exactly resumed where an earlier call left its run."""
     script = REPO / "scripts" / "device_everyday.sh"
-    calls = tmp_path / "calls.jsonl"
-    recorder = tmp_path / "python"
-    recorder.write_text(
-        f"#!{sys.executable}\nimport json, sys\n"
-        f"with open({str(calls)!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-    )
-    recorder.chmod(0o755)
+    python, calls = recorder(tmp_path)
     out, run = tmp_path / "out", tmp_path / "runs" / "device"
     out.mkdir()
-    env = {**os.environ, "PYTHON": str(recorder), "OUT": str(out), "RUN": str(run)}
+    env = {**os.environ, "PYTHON": str(python), "OUT": str(out), "RUN": str(run)}
     subprocess.run(["bash", str(script), "8"], env=env, check=True, capture_output=True, timeout=60)
     *_, first = [json.loads(line) for line in calls.read_text().splitlines()]
     assert first[:3] == ["-m", "model_export", "train"]

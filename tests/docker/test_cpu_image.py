@@ -18,8 +18,8 @@ from service.imaging.decode import open_image
 from service.settings import Settings
 from tests.helpers import containers
 from tests.helpers.capacity import memory_ceiling
+from tests.helpers.images import padded_png
 from tests.helpers.server import REPO_ROOT
-from tests.test_memory_ceiling import padded_png
 
 MB = 1_000_000
 COCO_IMAGE = REPO_ROOT / "tests" / "data" / "000000000785.jpg"

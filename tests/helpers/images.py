@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -48,3 +50,15 @@ def with_orientation(upright: Image.Image, orientation: int, quality: int = 95, 
     exif = Image.Exif()
     exif[0x0112] = orientation
     return encode(stored, "JPEG", quality=quality, exif=exif.tobytes(), **params)
+
+
+def padded_png(side: int, size: int) -> bytes:
+    """A 16-bit grey PNG of ``side`` x ``side`` grown to ``size`` bytes by a private ancillary chunk."""
+    out = io.BytesIO()
+    y, x = np.mgrid[0:side, 0:side]
+    Image.fromarray(((x * 37 + y * 11) % 65536).astype(np.uint16)).save(out, "PNG")
+    png = out.getvalue()
+    filler = np.random.default_rng(0).bytes(size - len(png) - 12)
+    chunk = struct.pack(">I", len(filler)) + b"prVt" + filler
+    chunk += struct.pack(">I", zlib.crc32(chunk[4:]) & 0xFFFFFFFF)
+    return png[:-12] + chunk + png[-12:]  # before IEND
