@@ -4,7 +4,6 @@ sockets playing the hostile clients."""
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from service.server.connections import LINGER_RATE, LINGER_S
 from tests.helpers import hostile_inputs as corpus
+from tests.helpers.raw_http import read_rest
 from tests.helpers.server import ServiceProcess
 
 pytestmark = pytest.mark.reliability
@@ -151,24 +151,6 @@ def test_silent_connections_beyond_the_descriptor_limit_do_not_lock_clients_out(
             for sock in silent:
                 sock.close()
         assert "Too many open files" not in server.log
-
-
-def read_rest(sock: socket.socket, received: bytes, timeout: float = 5.0) -> bytes:
-    """The rest of an HTTP answer whose first bytes were ``received`` (up to its Content-Length, or EOF)."""
-    rest = b""
-    sock.settimeout(timeout)
-    while True:
-        head, _, body = (received + rest).partition(b"\r\n\r\n")
-        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        if _ and length is not None and len(body) >= int(length[1]):
-            return rest
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            return rest
-        if not chunk:
-            return rest
-        rest += chunk
 
 
 def test_a_trickled_upload_is_cut_off_and_frees_its_slot(constant_model_path: Path) -> None:

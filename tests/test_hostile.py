@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import CONSTANT_SERVER_LIMITS
 from tests.helpers import hostile_inputs as corpus
+from tests.helpers.raw_http import read_rest
 from tests.helpers.server import ServiceProcess
 
 CASES = corpus.corpus(max_files=int(CONSTANT_SERVER_LIMITS["max_files"]))
@@ -82,15 +83,7 @@ def test_over_limit_upload_streamed_slowly_is_cut_off(chunked: bool, constant_se
             sent += len(piece)
             time.sleep(0.01)
         sock.setblocking(True)
-        sock.settimeout(10)
-        while b"\r\n\r\n" not in response:
-            try:
-                more = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not more:
-                break
-            response += more
+        response += read_rest(sock, response, timeout=10)
     assert response, "no answer"
     assert _status_of(response) == 413, response[:300]
     assert b"payload_too_large" in response
