@@ -6,7 +6,7 @@ SHA-256s). The graph is rebuilt op by op in PyTorch (:mod:`model_export.tfjs_gra
 the detector contract of :mod:`pose.detection` (the person class's score and the four distance distributions per
 point), and exported with a dynamic batch. Before it is written, ONNX Runtime's outputs are checked against the
 PyTorch rebuild's on real photo content; ``tests/test_person_detector.py`` checks the shipped file against
-outputs of the original TF.js graph (``scripts/detector_reference.mjs``).
+outputs of the original TF.js graph (``scripts/detector_reference.sh``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """A TensorFlow.js graph model (``model.json`` + its weight files) rebuilt as a PyTorch module, op by op.
 
-Enough of TensorFlow's ops for the convolutional detectors that ship in npm packages as TF.js graphs (NanoDet:
-Conv2D, Pad/PadV2, LeakyRelu, Add/AddV2, Transpose, ConcatV2, ResizeBilinear, MaxPool, SplitV, Sigmoid, Reshape,
-SparseToDense, Identity). Tensors keep TensorFlow's layouts (NHWC around a ``Conv2D``), so the module computes
-exactly what the graph says; the ONNX exporter and ONNX Runtime's transpose optimiser remove the layout round
-trips. Nodes whose inputs are all constants (shape arithmetic) are folded when the graph is read.
+Enough of TensorFlow's ops for the convolutional models that ship in npm packages as TF.js graphs: NanoDet (Conv2D,
+Pad/PadV2, LeakyRelu, Add/AddV2, Transpose, ConcatV2, ResizeBilinear, MaxPool, SplitV, Sigmoid, Reshape,
+SparseToDense, Identity) and MoveNet (the grappler-fused ``_FusedConv2D`` / ``FusedDepthwiseConv2dNative`` with
+BiasAdd, Relu, Relu6; DepthwiseConv2dNative; and its decoding: Cast, Sub, Mul, RealDiv, FloorDiv,
+SquaredDifference, Sqrt, ArgMax, GatherNd, Pack, Unpack, ExpandDims, Squeeze). Tensors keep TensorFlow's layouts
+(NHWC around a convolution), so the module computes exactly what the graph says; the ONNX exporter and ONNX
+Runtime's transpose optimiser remove the layout round trips. Integer tensors are int64 here whatever the graph's
+integer type. Nodes whose inputs are all constants (shape arithmetic) are folded when the graph is read.
 
 TF.js weight files: one binary blob, the manifest's weights in order, each ``float32``/``int32`` (4 bytes) or,
 when the manifest marks it quantized, ``float16`` (2 bytes) or ``uint8`` (``min + scale * q``).
@@ -210,12 +213,11 @@ def _fold_op(node: Node, args: list[np.ndarray]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- runtime ops (TensorFlow semantics)
-def _conv2d(node: Node, args: list[Any]) -> torch.Tensor:
-    x, kernel = args
+def _convolve(node: Node, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """An NHWC convolution of ``x`` with an OIHW ``weight`` (groups from the weight's input channels)."""
     if _text(node.attr, "data_format") != "NHWC":
         raise TfjsGraphError(f"{node.name}: only NHWC convolutions are implemented")
     strides, dilations = _ints(node.attr, "strides"), _ints(node.attr, "dilations")
-    weight = kernel.permute(3, 2, 0, 1)  # HWIO -> OIHW
     x = x.permute(0, 3, 1, 2)
     padding = _text(node.attr, "padding")
     if padding == "SAME":
@@ -225,6 +227,36 @@ def _conv2d(node: Node, args: list[Any]) -> torch.Tensor:
     groups = x.shape[1] // weight.shape[1]
     out = F.conv2d(x, weight, stride=strides[1:3], dilation=dilations[1:3], groups=groups)
     return out.permute(0, 2, 3, 1)
+
+
+def _conv2d(node: Node, args: list[Any]) -> torch.Tensor:
+    x, kernel = args[:2]
+    return _convolve(node, x, kernel.permute(3, 2, 0, 1))  # HWIO -> OIHW
+
+
+def _depthwise(node: Node, args: list[Any]) -> torch.Tensor:
+    x, kernel = args[:2]
+    height, width, channels, multiplier = kernel.shape  # HW, input channels, channel multiplier
+    weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, height, width)
+    return _convolve(node, x, weight)
+
+
+_FUSED_ACTIVATIONS = {"Relu": F.relu, "Relu6": F.relu6}
+
+
+def _fused(convolution: Any) -> Any:
+    """Grappler's fused convolution: the convolution, then ``BiasAdd`` and at most one activation."""
+
+    def run(node: Node, args: list[Any]) -> torch.Tensor:
+        steps = [base64.b64decode(op).decode() for op in node.attr["fused_ops"]["list"]["s"]]
+        if not steps or steps[0] != "BiasAdd" or any(step not in _FUSED_ACTIVATIONS for step in steps[1:]):
+            raise TfjsGraphError(f"{node.name}: fused ops {steps} are not implemented")
+        out = convolution(node, args) + args[2]
+        for step in steps[1:]:
+            out = _FUSED_ACTIVATIONS[step](out)
+        return out
+
+    return run
 
 
 def _same_padding(
@@ -275,19 +307,69 @@ def _reshape(node: Node, args: list[Any]) -> torch.Tensor:
     return x.reshape(shape)
 
 
+def _tensor(value: Any) -> torch.Tensor:
+    """An operand as a tensor: integer constants become int64 (what indexing wants), float ones float32."""
+    if isinstance(value, torch.Tensor):
+        return value
+    array = np.asarray(value)
+    return torch.from_numpy(np.ascontiguousarray(array.astype(np.int64 if array.dtype.kind in "iu" else np.float32)))
+
+
+def _cast(node: Node, args: list[Any]) -> torch.Tensor:
+    target = node.attr["DstT"]["type"]
+    if target == "DT_FLOAT":
+        return _tensor(args[0]).float()
+    if target in ("DT_INT32", "DT_INT64"):
+        return _tensor(args[0]).long()
+    raise TfjsGraphError(f"{node.name}: a cast to {target} is not implemented")
+
+
+def _binary(operation: Any) -> Any:
+    return lambda node, a: operation(_tensor(a[0]), _tensor(a[1]))
+
+
+def _gather_nd(node: Node, args: list[Any]) -> torch.Tensor:
+    params, indices = _tensor(args[0]), _tensor(args[1]).long()
+    return params[tuple(indices[..., k] for k in range(indices.shape[-1]))]
+
+
+def _squeeze(node: Node, args: list[Any]) -> torch.Tensor:
+    x = args[0]
+    dims = [int(d) % x.dim() for d in node.attr.get("squeeze_dims", {}).get("list", {}).get("i", [])]
+    for dim in sorted(dims, reverse=True) if dims else [d for d in reversed(range(x.dim())) if x.shape[d] == 1]:
+        x = x.squeeze(dim)
+    return x
+
+
 _OPS = {
     "Conv2D": _conv2d,
+    "_FusedConv2D": _fused(_conv2d),
+    "DepthwiseConv2dNative": _depthwise,
+    "FusedDepthwiseConv2dNative": _fused(_depthwise),
     "Pad": _pad,
     "PadV2": _pad,
     "MaxPool": _max_pool,
     "ResizeBilinear": _resize_bilinear,
     "SplitV": _split,
     "Reshape": _reshape,
-    "Add": lambda node, a: a[0] + a[1],
-    "AddV2": lambda node, a: a[0] + a[1],
+    "Add": _binary(torch.add),
+    "AddV2": _binary(torch.add),
+    "Sub": _binary(torch.sub),
+    "Mul": _binary(torch.mul),
+    "RealDiv": _binary(torch.div),
+    "FloorDiv": _binary(lambda a, b: torch.div(a, b, rounding_mode="floor")),
+    "SquaredDifference": _binary(lambda a, b: (a - b) ** 2),
+    "Sqrt": lambda node, a: torch.sqrt(a[0]),
     "LeakyRelu": lambda node, a: F.leaky_relu(a[0], float(node.attr["alpha"]["f"])),
     "Sigmoid": lambda node, a: torch.sigmoid(a[0]),
     "Identity": lambda node, a: a[0],
+    "Cast": _cast,
     "Transpose": lambda node, a: a[0].permute(*[int(v) for v in _numpy(a[1])]),
-    "ConcatV2": lambda node, a: torch.cat(a[:-1], dim=int(_scalar(a[-1]))),
+    "ConcatV2": lambda node, a: torch.cat([_tensor(v) for v in a[:-1]], dim=int(_scalar(a[-1]))),
+    "Pack": lambda node, a: torch.stack([_tensor(v) for v in a], dim=int(node.attr.get("axis", {}).get("i", 0))),
+    "Unpack": lambda node, a: tuple(torch.unbind(a[0], dim=int(node.attr.get("axis", {}).get("i", 0)))),
+    "ExpandDims": lambda node, a: _tensor(a[0]).unsqueeze(int(_scalar(a[1]))),
+    "Squeeze": _squeeze,
+    "ArgMax": lambda node, a: torch.argmax(a[0], dim=int(_scalar(a[1]))),
+    "GatherNd": _gather_nd,
 }

@@ -20,18 +20,21 @@ import numpy as np
 from model_export.person_detector import MEAN_BGR, STD_BGR
 from service.imaging.decode import open_image, decode_rgb
 from service.inference.detector import PersonDetector
+from service.inference.runtime import SessionOptions
 from pose.detection import DetectionOptions
 
 work = Path(sys.argv[1])
-detector = PersonDetector.load("weights/person_detector.onnx", DetectionOptions(), ("CPUExecutionProvider",))
+detector = PersonDetector.load("weights/person_detector.onnx", DetectionOptions(), SessionOptions("onnxruntime"))
 photo = Path("tests/data/000000000785.jpg").read_bytes()
 batch, _ = detector.prepare(decode_rgb(open_image(photo, 50_000_000)))
 graph_input = (batch[:, ::-1] * 255.0 - np.reshape(MEAN_BGR, (1, 3, 1, 1))) / np.reshape(STD_BGR, (1, 3, 1, 1))
 np.ascontiguousarray(graph_input, np.float32).tofile(work / "input.f32")
 (work / "side").write_text(str(batch.shape[2]))
 PY
-cp scripts/detector_reference.mjs "$work/"
-shapes=$(cd "$work" && node detector_reference.mjs "$TFJS_DIR/nanodet.json" input.f32 "$(cat side)" out.f32)
+cp scripts/tfjs_run.mjs "$work/"
+side=$(cat "$work/side")
+shapes=$(cd "$work" && node tfjs_run.mjs "$TFJS_DIR/nanodet.json" input.f32 float32 "1,3,$side,$side" \
+  Identity,Identity_1,Identity_2,Identity_3,Identity_4,Identity_5 out.f32)
 "$PY" - "$work" "$shapes" <<'PY'
 import json
 import sys

