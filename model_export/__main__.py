@@ -1,8 +1,8 @@
 """`python -m model_export <command>`: one CLI for the model's whole life cycle.
 
 The command line is the front door, not a library layer: it names each command's module as a string and imports
-only the one that runs, so ``evaluate`` and ``quantize`` (which live in :mod:`evaluation`, above both the service
-and ``model_export``) share this one command without ``model_export`` importing them.
+only the one that runs, so ``evaluate``, ``quantize`` and ``pseudo-label`` (which live in :mod:`evaluation`, above
+both the service and ``model_export``) share this one command without ``model_export`` importing them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("model_export.train", "train a stacked hourglass"),
     "evaluate": ("evaluation.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
     "engine-gate": ("evaluation.engine_gate", "PCK@0.2 of the served model on each engine against ONNX Runtime"),
+    "pseudo-label": ("evaluation.pseudo_labels", "label photos of people with a teacher, as a COCO folder to train on"),
 }
 
 

@@ -15,6 +15,7 @@ exact inverse maps the keypoints back to the photo.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,30 +62,39 @@ def sha256(path: Path) -> str:
 class Teacher:
     """A graph with MoveNet's contract, run one person crop at a time (its decoding is written for batch 1)."""
 
-    def __init__(self, model_json: str | Path, provenance: dict[str, Any] | None = None) -> None:
+    def __init__(self, model_json: str | Path) -> None:
+        model_json = Path(model_json)
         try:
             self.graph = TfjsGraph(model_json, [OUTPUT_NODE]).eval()
-        except TfjsGraphError as exc:
+            weight_files = [p for g in json.loads(model_json.read_text())["weightsManifest"] for p in g["paths"]]
+        except (TfjsGraphError, OSError, ValueError, KeyError) as exc:
             raise TeacherError(str(exc)) from exc
         with torch.no_grad():
             (probe,) = self.graph(torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3))
         if tuple(probe.shape) != (1, 1, KEYPOINTS, 3):
             raise TeacherError(f"{model_json}: output {tuple(probe.shape)}, expected (1, 1, {KEYPOINTS}, 3)")
-        self.provenance = provenance or {"model": str(model_json)}
+        files = {name: sha256(model_json.parent / name) for name in [model_json.name, *weight_files]}
+        packaged = {Path(name).name: digest for name, digest in FILES.items()}
+        self.provenance: dict[str, Any] = {"files": files}
+        if files == packaged:
+            self.provenance.update(package=PACKAGE, licence=LICENCE)
+
+    @property
+    def packaged(self) -> bool:
+        """Whether this is the packaged MoveNet Thunder, file for file (:data:`FILES`)."""
+        return "package" in self.provenance
 
     @classmethod
     def movenet(cls, model_json: str | Path) -> Teacher:
-        """The packaged MoveNet Thunder, its two files checked against :data:`FILES`."""
+        """The packaged MoveNet Thunder; a :class:`TeacherError` when its files are missing or altered."""
         model_json = Path(model_json)
-        hashes = {}
         for name, expected in FILES.items():
             path = model_json.parent / Path(name).name
             if not path.is_file():
                 raise TeacherError(f"{path} is missing (scripts/fetch_teacher.sh fetches it)")
-            hashes[name] = sha256(path)
-            if hashes[name] != expected:
-                raise TeacherError(f"{path}: SHA-256 {hashes[name]}, expected {expected} ({PACKAGE})")
-        return cls(model_json, {"package": PACKAGE, "files": hashes, "licence": LICENCE})
+            if (digest := sha256(path)) != expected:
+                raise TeacherError(f"{path}: SHA-256 {digest}, expected {expected} ({PACKAGE})")
+        return cls(model_json)
 
     def run(self, crop: np.ndarray) -> np.ndarray:
         """The graph's ``(17, 3)`` ``(y, x, score)`` rows for one ``(256, 256, 3)`` uint8 RGB crop."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -11,13 +10,10 @@ import pytest
 import torch
 
 from model_export.tfjs_graph import TfjsGraph, TfjsGraphError, read_weights
+from tests.helpers.tfjs_graphs import ONES, brightest_spot_teacher, node, placeholder, text, write_graph
 
 
-def _s(text: str) -> dict:
-    return {"s": base64.b64encode(text.encode()).decode()}
-
-
-def write_graph(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
+def write_nanodet_like(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
     """NCHW input -> transpose to NHWC -> pad 1 -> 3x3 conv stride 1 (+ bias) -> leaky relu -> resize x2 ->
     concat with itself -> split 3/3 -> sigmoid of the first half -> reshape to (1, -1, 3) -> identity."""
     rng = np.random.default_rng(0)
@@ -34,27 +30,8 @@ def write_graph(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
         "shape_base": np.array([1, -1, 0], np.int32),
         "shape_add": np.array([0, 0, 3], np.int32),
     }
-    weights, blob = [], b""
-    for name, value in consts.items():
-        spec = {"name": name, "shape": list(value.shape), "dtype": "int32" if value.dtype == np.int32 else "float32"}
-        if quantize and value.dtype == np.float32:
-            spec["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
-            blob += value.astype(np.float16).tobytes()
-        else:
-            blob += value.tobytes()
-        weights.append(spec)
-
-    def node(name: str, op: str, inputs: list[str], **attr: object) -> dict:
-        return {"name": name, "op": op, "input": inputs, "attr": attr}
-
     nodes = [
-        node(
-            "x",
-            "Placeholder",
-            [],
-            shape={"shape": {"dim": [{"size": "1"}, {"size": "2"}, {"size": "4"}, {"size": "4"}]}},
-        ),
-        *(node(name, "Const", []) for name in consts),
+        placeholder("x", (1, 2, 4, 4)),
         node("shape", "AddV2", ["shape_base", "shape_add"]),  # folded at load: (1, -1, 3)
         node("nhwc", "Transpose", ["x", "perm"]),
         node("padded", "Pad", ["nhwc", "pads"]),
@@ -62,10 +39,10 @@ def write_graph(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
             "conv",
             "Conv2D",
             ["padded", "kernel"],
-            strides={"list": {"i": ["1", "1", "1", "1"]}},
-            dilations={"list": {"i": ["1", "1", "1", "1"]}},
-            padding=_s("VALID"),
-            data_format=_s("NHWC"),
+            strides=ONES,
+            dilations=ONES,
+            padding=text("VALID"),
+            data_format=text("NHWC"),
         ),  # fmt: skip
         node("biased", "Add", ["conv", "bias"]),
         node("act", "LeakyRelu", ["biased"], alpha={"f": 0.1}),
@@ -77,9 +54,7 @@ def write_graph(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
         node("out", "Identity", ["flat"]),
         node("unused", "Erf", ["x"]),  # not on the way to the output: never needed
     ]
-    spec = {"modelTopology": {"node": nodes}, "weightsManifest": [{"paths": ["w.bin"], "weights": weights}]}
-    (folder / "model.json").write_text(json.dumps(spec))
-    (folder / "w.bin").write_bytes(blob)
+    write_graph(folder, nodes, consts, quantize)
     return consts
 
 
@@ -100,7 +75,7 @@ def reference(x: np.ndarray, consts: dict[str, np.ndarray]) -> np.ndarray:
 
 @pytest.mark.parametrize("quantize", [True, False])
 def test_the_rebuilt_graph_computes_what_the_ops_say(tmp_path: Path, quantize: bool) -> None:
-    consts = write_graph(tmp_path, quantize)
+    consts = write_nanodet_like(tmp_path, quantize)
     graph = TfjsGraph(tmp_path / "model.json", ["out"])
     x = np.random.default_rng(1).random((1, 2, 4, 4)).astype(np.float32)
     with torch.no_grad():
@@ -113,7 +88,7 @@ def test_the_rebuilt_graph_computes_what_the_ops_say(tmp_path: Path, quantize: b
 
 
 def test_weights_are_read_in_manifest_order_and_dequantized(tmp_path: Path) -> None:
-    consts = write_graph(tmp_path)
+    consts = write_nanodet_like(tmp_path)
     weights = read_weights(json.loads((tmp_path / "model.json").read_text()), tmp_path)
     assert list(weights) == list(consts)
     for name, value in consts.items():
@@ -121,7 +96,7 @@ def test_weights_are_read_in_manifest_order_and_dequantized(tmp_path: Path) -> N
 
 
 def test_a_broken_graph_is_a_clear_error(tmp_path: Path) -> None:
-    write_graph(tmp_path)
+    write_nanodet_like(tmp_path)
     spec = json.loads((tmp_path / "model.json").read_text())
     spec["modelTopology"]["node"][-2]["input"] = ["ghost"]
     (tmp_path / "model.json").write_text(json.dumps(spec))
@@ -132,3 +107,98 @@ def test_a_broken_graph_is_a_clear_error(tmp_path: Path) -> None:
         TfjsGraph(tmp_path / "model.json", ["out"])
     with pytest.raises(TfjsGraphError, match="not a readable TF.js graph"):
         TfjsGraph(tmp_path / "missing.json", ["out"])
+
+
+def _depthwise_reference(x: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
+    """TensorFlow's depthwise convolution with SAME padding, NHWC, in numpy: output channel c * m + k is input
+    channel c convolved with ``kernel[..., c, k]``."""
+    _, height, width, channels = x.shape
+    size, multiplier = kernel.shape[0], kernel.shape[3]
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    pad_h = max((out_h - 1) * stride + size - height, 0)
+    pad_w = max((out_w - 1) * stride + size - width, 0)
+    padded = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    out = np.zeros((1, out_h, out_w, channels * multiplier))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = padded[0, i * stride : i * stride + size, j * stride : j * stride + size]
+            out[0, i, j] = np.einsum("hwc,hwcm->cm", patch, kernel).reshape(-1)
+    return out
+
+
+def test_movenet_s_fused_and_depthwise_convolutions_compute_what_tensorflow_does(tmp_path: Path) -> None:
+    """Depthwise (channel multiplier 2) -> fused 1x1 convolution + bias + Relu6 -> fused depthwise, stride 2,
+    + bias + Relu: the three convolution ops MoveNet's graph is made of, against numpy."""
+    rng = np.random.default_rng(3)
+    consts = {
+        "dw": rng.normal(size=(3, 3, 2, 2)).astype(np.float32),
+        "pw": rng.normal(size=(1, 1, 4, 3)).astype(np.float32),
+        "pw_bias": rng.normal(size=(3,)).astype(np.float32),
+        "dw2": rng.normal(size=(3, 3, 3, 1)).astype(np.float32),
+        "dw2_bias": rng.normal(size=(3,)).astype(np.float32),
+    }
+    conv = {"dilations": ONES, "data_format": text("NHWC"), "padding": text("SAME")}
+
+    def fused(*ops: str) -> dict:
+        return {"fused_ops": {"list": {"s": [text(op)["s"] for op in ops]}}, "num_args": {"i": "1"}}
+
+    stride2 = {"list": {"i": ["1", "2", "2", "1"]}}
+    nodes = [
+        placeholder("x", (1, 7, 6, 2)),
+        node("dw_out", "DepthwiseConv2dNative", ["x", "dw"], strides=ONES, **conv),
+        node("pw_out", "_FusedConv2D", ["dw_out", "pw", "pw_bias"], strides=ONES, **conv, **fused("BiasAdd", "Relu6")),
+        node(
+            "out",
+            "FusedDepthwiseConv2dNative",
+            ["pw_out", "dw2", "dw2_bias"],
+            strides=stride2,
+            **conv,
+            **fused("BiasAdd", "Relu"),
+        ),  # fmt: skip
+    ]
+    write_graph(tmp_path, nodes, consts, quantize=False)
+    x = rng.normal(size=(1, 7, 6, 2)).astype(np.float32) * 3
+    with torch.no_grad():
+        (got,) = TfjsGraph(tmp_path / "model.json", ["out"])(torch.from_numpy(x))
+    step = _depthwise_reference(x, consts["dw"], 1)
+    step = np.clip(np.einsum("nhwc,co->nhwo", step, consts["pw"][0, 0]) + consts["pw_bias"], 0, 6)
+    expected = np.maximum(_depthwise_reference(step, consts["dw2"], 2) + consts["dw2_bias"], 0)
+    assert got.shape == (1, 4, 3, 3)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4)
+
+
+def test_an_unknown_fused_activation_is_a_clear_error(tmp_path: Path) -> None:
+    consts = {"k": np.ones((1, 1, 1, 1), np.float32), "b": np.zeros((1,), np.float32)}
+    fused = {"fused_ops": {"list": {"s": [text("BiasAdd")["s"], text("Elu")["s"]]}}}
+    nodes = [
+        placeholder("x", (1, 2, 2, 1)),
+        node(
+            "out",
+            "_FusedConv2D",
+            ["x", "k", "b"],
+            strides=ONES,
+            dilations=ONES,
+            padding=text("VALID"),
+            data_format=text("NHWC"),
+            **fused,
+        ),  # fmt: skip
+    ]
+    write_graph(tmp_path, nodes, consts, quantize=False)
+    with pytest.raises(TfjsGraphError, match="fused ops"):
+        TfjsGraph(tmp_path / "model.json", ["out"])
+
+
+@pytest.mark.parametrize("spot", [(0, 0), (17, 200), (255, 3), (128, 128)])
+def test_movenet_s_decoding_ops_find_the_brightest_pixel(tmp_path: Path, spot: tuple[int, int]) -> None:
+    """Cast, ArgMax, FloorDiv, Mul, Sub, AddV2, Pack, ExpandDims and broadcasting, through the MoveNet-contract
+    fixture: every keypoint at the bright pixel's centre, as fractions of the side."""
+    graph = TfjsGraph(brightest_spot_teacher(tmp_path), ["Identity"])
+    image = np.zeros((1, 256, 256, 3), np.float32)
+    image[0, spot[0], spot[1]] = (200, 10, 30)
+    image[0, 100, 100] = (50, 50, 50)  # a dimmer pixel elsewhere
+    with torch.no_grad():
+        (out,) = graph(torch.from_numpy(image))
+    assert out.shape == (1, 1, 17, 3)
+    np.testing.assert_allclose(out[0, 0, :, 0].numpy(), (spot[0] + 0.5) / 256, atol=1e-7)
+    np.testing.assert_allclose(out[0, 0, :, 1].numpy(), (spot[1] + 0.5) / 256, atol=1e-7)
+    np.testing.assert_allclose(out[0, 0, :, 2].numpy(), 0.75)

@@ -5,6 +5,8 @@
 ``mpii``      an MMPose-format MPII list (``--mpii-train``, ``--mpii-images``; no head boxes needed)
 ``coco``      ``coco_subset``'s train2017 photos less its held-out third (``train2017-fit``; COCO's boxes, the 12 limb
               joints); ``train2017-val`` picks models, and its val2017 photos are never trained on
+``pseudo``    a pseudo-labelled folder (``--pseudo DIR``, made by ``python -m model_export pseudo-label``): every
+              person in it, the 12 limb joints its teacher was confident of
 ``synthetic`` the built-in synthetic figures
 
 With ``--staged DIR`` the real sources (and LSP's validation people) are read from the shards of
@@ -33,11 +35,11 @@ from model_export.data.staging import staged_records
 from model_export.data.synthetic import SyntheticPoseDataset
 from pose.codec import HeatmapCodec
 
-MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", "synthetic")
+MIX_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", "pseudo", "synthetic")
 LSP_FIT = range(900)  # im0001 .. im0900
 LSP_VAL = range(900, 1000)  # im0901 .. im1000
 LSP_VAL_SOURCE = "lsp-val"  # LSP's validation people, by that name among staged records
-REAL_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", LSP_VAL_SOURCE)
+REAL_SOURCES: tuple[str, ...] = ("lsp", "lspet", "mpii", "coco", "pseudo", LSP_VAL_SOURCE)
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
 __all__ = ["DataError", "MIX_SOURCES", "add_arguments", "mixed_training_set", "validation_set"]
@@ -61,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="COCO folder (person_keypoints.json, images/); default DATA/coco_subset",
+    )
+    group.add_argument(
+        "--pseudo",
+        metavar="DIR",
+        type=Path,
+        help="pseudo-labelled folder (person_keypoints.json, images/) of python -m model_export pseudo-label",
     )
     group.add_argument(
         "--staged",
@@ -147,6 +155,11 @@ def real_records(args: Any, names: list[str]) -> dict[str, list[PersonRecord]]:
         elif name == "coco":
             folder = Path(args.coco) if args.coco is not None else Path(args.data_root) / "coco_subset"
             out[name] = coco_records(folder / "person_keypoints.json", folder / "images", split=TRAIN_FIT)
+        elif name == "pseudo":
+            if getattr(args, "pseudo", None) is None:
+                raise DataError("the pseudo source needs --pseudo DIR (python -m model_export pseudo-label makes it)")
+            folder = Path(args.pseudo)
+            out[name] = coco_records(folder / "person_keypoints.json", folder / "images", source="pseudo")
         elif name in ("lsp", "lspet"):
             out[name] = lsp_records(_folder(args, name), LSP_FIT if name == "lsp" else None, source=name)
         else:

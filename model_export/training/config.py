@@ -26,6 +26,7 @@ class TrainConfig:
     lspet: Path | None = None
     whole_image_prob: float = 0.25
     coco: Path | None = None
+    pseudo: Path | None = None  # a folder of `python -m model_export pseudo-label`
     staged: Path | None = None  # shards of `python -m model_export stage`, read instead of the datasets
     truncate_prob: float = 0.0
     occlusion_prob: float = 0.0
@@ -87,7 +88,7 @@ class TrainConfig:
         values: dict[str, Any] = {f.name: given[f.name] for f in fields(cls) if f.name in given}
         values["lr_milestones"] = parse_milestones(given.get("lr_milestones") or "")
         values["progress"] = not given.get("no_progress", False)
-        for name in ("data_root", "lsp", "lspet", "coco", "staged", "out"):
+        for name in ("data_root", "lsp", "lspet", "coco", "pseudo", "staged", "out"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
         return cls(**values)

@@ -1,0 +1,102 @@
+"""Small TensorFlow.js graph models written here (``model.json`` + one weight file), for the rebuild's tests.
+
+- :func:`write_graph`: any nodes and constants, float32 constants optionally stored as float16 (as the packaged
+  models are).
+- :func:`brightest_spot_teacher`: a graph with MoveNet's contract (int32 ``(1, S, S, 3)`` -> ``(1, 1, 17, 3)``
+  ``(y, x, score)``) whose 17 keypoints all sit on the brightest pixel of its input, built from the ops MoveNet
+  itself uses: where a teacher's keypoints land in a photo then follows from geometry alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ONES = {"list": {"i": ["1", "1", "1", "1"]}}
+
+
+def text(value: str) -> dict[str, str]:
+    """A string attribute as TF.js writes it."""
+    return {"s": base64.b64encode(value.encode()).decode()}
+
+
+def node(name: str, op: str, inputs: list[str], **attr: Any) -> dict[str, Any]:
+    return {"name": name, "op": op, "input": inputs, "attr": attr}
+
+
+def placeholder(name: str, shape: tuple[int, ...], dtype: str = "DT_FLOAT") -> dict[str, Any]:
+    dims = [{"size": str(d)} for d in shape]
+    return node(name, "Placeholder", [], shape={"shape": {"dim": dims}}, dtype={"type": dtype})
+
+
+def write_graph(
+    folder: Path, nodes: list[dict[str, Any]], consts: dict[str, np.ndarray], quantize: bool = True
+) -> Path:
+    """``folder/model.json`` + ``folder/w.bin``: ``nodes`` after one ``Const`` node per constant."""
+    weights, blob = [], b""
+    for name, value in consts.items():
+        spec = {"name": name, "shape": list(value.shape), "dtype": "int32" if value.dtype == np.int32 else "float32"}
+        if quantize and value.dtype == np.float32:
+            spec["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
+            blob += value.astype(np.float16).tobytes()
+        else:
+            blob += value.tobytes()
+        weights.append(spec)
+    every = [*(node(name, "Const", []) for name in consts), *nodes]
+    spec = {"modelTopology": {"node": every}, "weightsManifest": [{"paths": ["w.bin"], "weights": weights}]}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(json.dumps(spec))
+    (folder / "w.bin").write_bytes(blob)
+    return folder / "model.json"
+
+
+def brightest_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -> Path:
+    """The MoveNet-contract graph whose every keypoint is the brightest input pixel's centre (the first in
+    row-major order on a tie), as fractions of the input's side, with score ``score``."""
+    consts = {
+        "grey": np.full((1, 1, 3, 1), 1.0, np.float32),  # 1x1 convolution: the channels' sum
+        "zero": np.zeros((1,), np.float32),
+        "flat_shape": np.array([1, -1, 1], np.int32),
+        "axis1": np.array(1, np.int32),
+        "side": np.array(side, np.int32),
+        "half": np.array(0.5, np.float32),
+        "per_side": np.array(1.0 / side, np.float32),
+        "score": np.full((1, 1), score, np.float32),
+        "axis_last": np.array(-1, np.int32),
+        "all_keypoints": np.ones((1, 1, 17, 1), np.float32),
+        "axis0": np.array(0, np.int32),
+    }
+    nodes = [
+        placeholder("input", (1, side, side, 3), "DT_INT32"),
+        node("float", "Cast", ["input"], DstT={"type": "DT_FLOAT"}),
+        node(
+            "brightness",
+            "_FusedConv2D",
+            ["float", "grey", "zero"],
+            strides=ONES,
+            dilations=ONES,
+            padding=text("VALID"),
+            data_format=text("NHWC"),
+            fused_ops={"list": {"s": [text("BiasAdd")["s"], text("Relu")["s"]]}},
+            num_args={"i": "1"},
+        ),
+        node("flat", "Reshape", ["brightness", "flat_shape"]),
+        node("index", "ArgMax", ["flat", "axis1"]),
+        node("row", "FloorDiv", ["index", "side"]),
+        node("row_start", "Mul", ["row", "side"]),
+        node("col", "Sub", ["index", "row_start"]),
+        node("row_f", "Cast", ["row"], DstT={"type": "DT_FLOAT"}),
+        node("col_f", "Cast", ["col"], DstT={"type": "DT_FLOAT"}),
+        node("row_c", "AddV2", ["row_f", "half"]),
+        node("col_c", "AddV2", ["col_f", "half"]),
+        node("y", "Mul", ["row_c", "per_side"]),
+        node("x", "Mul", ["col_c", "per_side"]),
+        node("yxs", "Pack", ["y", "x", "score"], axis={"i": "2"}),  # (1, 1, 3)
+        node("expanded", "ExpandDims", ["yxs", "axis0"]),  # (1, 1, 1, 3)
+        node("Identity", "Mul", ["expanded", "all_keypoints"]),  # (1, 1, 17, 3)
+    ]
+    return write_graph(folder, nodes, consts, quantize=False)
