@@ -1,8 +1,9 @@
 """`python -m model_export <command>`: one CLI for the model's whole life cycle.
 
 The command line is the front door, not a library layer: it names each command's module as a string and imports
-only the one that runs, so ``evaluate``, ``quantize`` and ``pseudo-label`` (which live in :mod:`evaluation`, above
-both the service and ``model_export``) share this one command without ``model_export`` importing them.
+only the one that runs, so the commands that live in :mod:`evaluation` (above both the service and ``model_export``:
+``evaluate``, ``quantize``, ``engine-gate``, ``pseudo-label``, ``label-audit``) share this one command without
+``model_export`` importing them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluation.evaluate", "PCKh of a checkpoint or ONNX model; PCK@0.2 on real photos (LSP, COCO)"),
     "engine-gate": ("evaluation.engine_gate", "PCK@0.2 of the served model on each engine against ONNX Runtime"),
     "pseudo-label": ("evaluation.pseudo_labels", "label photos of people with a teacher, as a COCO folder to train on"),
+    "label-audit": ("evaluation.label_audit", "list a training source's people whose left and right are swapped"),
 }
 
 

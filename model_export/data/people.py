@@ -16,8 +16,9 @@ image. Padding is black, as in the service. Everyday photos cut people off at th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,28 @@ def coco_records(
     except CocoDataError as exc:
         raise DataError(str(exc)) from exc
     return [PersonRecord(folder / p.image, p.joints, p.labelled, p.alone, source, p.box, p.area) for p in people]
+
+
+def read_mirrored(path: str | Path) -> tuple[str, list[str]]:
+    """``(source, image file names)`` of a list written by ``python -m model_export label-audit``."""
+    try:
+        report = json.loads(Path(path).read_text())
+        return str(report["source"]), [str(name) for name in report["mirrored"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a label-audit list (source, mirrored) ({exc})") from exc
+
+
+def mirror_labels(records: Sequence[PersonRecord], names: Sequence[str]) -> list[PersonRecord]:
+    """``records`` with the left and right labels swapped for the people whose image file name is in ``names``
+    (each name must be one of theirs: a list made for another source or split is an error)."""
+    wanted = set(names)
+    found = {r.image.name for r in records} & wanted
+    if found != wanted:
+        raise DataError(f"{len(wanted - found)} of the {len(wanted)} mirrored images are not among these people")
+    flip = list(MPII.flip_index)
+    return [
+        replace(r, joints=r.joints[flip], labelled=r.labelled[flip]) if r.image.name in wanted else r for r in records
+    ]
 
 
 def cut_to(image: Image.Image, region: tuple[int, int, int, int]) -> Image.Image:

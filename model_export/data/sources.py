@@ -29,7 +29,9 @@ from model_export.data.people import (
     PersonRecord,
     coco_records,
     lsp_records,
+    mirror_labels,
     mpii_records,
+    read_mirrored,
 )
 from model_export.data.staging import staged_records
 from model_export.data.synthetic import SyntheticPoseDataset
@@ -69,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="pseudo-labelled folder (person_keypoints.json, images/) of python -m model_export pseudo-label",
+    )
+    group.add_argument(
+        "--mirrored",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        help="a label-audit list: swap left and right back for its source's people it names (repeatable)",
     )
     group.add_argument(
         "--staged",
@@ -164,4 +173,8 @@ def real_records(args: Any, names: list[str]) -> dict[str, list[PersonRecord]]:
             out[name] = lsp_records(_folder(args, name), LSP_FIT if name == "lsp" else None, source=name)
         else:
             raise ValueError(f"unknown real source {name!r}; choose from {', '.join(REAL_SOURCES)}")
+    for path in getattr(args, "mirrored", None) or ():
+        source, names = read_mirrored(path)
+        if source in out:
+            out[source] = mirror_labels(out[source], names)
     return out

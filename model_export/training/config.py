@@ -27,6 +27,7 @@ class TrainConfig:
     whole_image_prob: float = 0.25
     coco: Path | None = None
     pseudo: Path | None = None  # a folder of `python -m model_export pseudo-label`
+    mirrored: tuple[Path, ...] = ()  # label-audit lists: people whose left and right labels are swapped back
     staged: Path | None = None  # shards of `python -m model_export stage`, read instead of the datasets
     truncate_prob: float = 0.0
     occlusion_prob: float = 0.0
@@ -91,6 +92,7 @@ class TrainConfig:
         for name in ("data_root", "lsp", "lspet", "coco", "pseudo", "staged", "out"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
+        values["mirrored"] = tuple(Path(p) for p in given.get("mirrored") or ())
         return cls(**values)
 
     @property

@@ -5,6 +5,8 @@
 - :func:`brightest_spot_teacher`: a graph with MoveNet's contract (int32 ``(1, S, S, 3)`` -> ``(1, 1, 17, 3)``
   ``(y, x, score)``) whose 17 keypoints all sit on the brightest pixel of its input, built from the ops MoveNet
   itself uses: where a teacher's keypoints land in a photo then follows from geometry alone.
+- :func:`two_spot_teacher`: the same contract with a left and a right: the left keypoints on the reddest pixel,
+  the right ones on the greenest.
 """
 
 from __future__ import annotations
@@ -98,5 +100,59 @@ def brightest_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -
         node("yxs", "Pack", ["y", "x", "score"], axis={"i": "2"}),  # (1, 1, 3)
         node("expanded", "ExpandDims", ["yxs", "axis0"]),  # (1, 1, 1, 3)
         node("Identity", "Mul", ["expanded", "all_keypoints"]),  # (1, 1, 17, 3)
+    ]
+    return write_graph(folder, nodes, consts, quantize=False)
+
+
+LEFT_AND_NOSE = (0, 1, 3, 5, 7, 9, 11, 13, 15)  # COCO's nose and left keypoints; the rest are the right ones
+
+
+def two_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -> Path:
+    """The MoveNet-contract graph whose nose and left keypoints sit on the reddest input pixel and whose right
+    keypoints sit on the greenest (pixel centres, as fractions of the side): a teacher with a left and a right."""
+    channel = [0 if k in LEFT_AND_NOSE else 1 for k in range(17)]
+    consts = {
+        "colours": np.array([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], np.float32).reshape(1, 1, 3, 2),
+        "zero2": np.zeros((2,), np.float32),
+        "flat_shape": np.array([1, -1, 2], np.int32),
+        "axis1": np.array(1, np.int32),
+        "axis2": np.array(2, np.int32),
+        "side": np.array(side, np.int32),
+        "half": np.array(0.5, np.float32),
+        "per_side": np.array(1.0 / side, np.float32),
+        "pick": np.array([[0, c] for c in channel], np.int32),
+        "scores": np.full((17, 1), score, np.float32),
+        "axis0": np.array(0, np.int32),
+    }
+    nodes = [
+        placeholder("input", (1, side, side, 3), "DT_INT32"),
+        node("float", "Cast", ["input"], DstT={"type": "DT_FLOAT"}),
+        node(
+            "redness_greenness",
+            "_FusedConv2D",
+            ["float", "colours", "zero2"],
+            strides=ONES,
+            dilations=ONES,
+            padding=text("VALID"),
+            data_format=text("NHWC"),
+            fused_ops={"list": {"s": [text("BiasAdd")["s"], text("Relu")["s"]]}},
+            num_args={"i": "1"},
+        ),
+        node("flat", "Reshape", ["redness_greenness", "flat_shape"]),  # (1, side * side, 2)
+        node("index", "ArgMax", ["flat", "axis1"]),  # (1, 2)
+        node("row", "FloorDiv", ["index", "side"]),
+        node("row_start", "Mul", ["row", "side"]),
+        node("col", "Sub", ["index", "row_start"]),
+        node("row_f", "Cast", ["row"], DstT={"type": "DT_FLOAT"}),
+        node("col_f", "Cast", ["col"], DstT={"type": "DT_FLOAT"}),
+        node("row_f_c", "AddV2", ["row_f", "half"]),
+        node("col_f_c", "AddV2", ["col_f", "half"]),
+        node("y", "Mul", ["row_f_c", "per_side"]),
+        node("x", "Mul", ["col_f_c", "per_side"]),
+        node("yx", "Pack", ["y", "x"], axis={"i": "2"}),  # (1, 2 channels, 2)
+        node("picked", "GatherNd", ["yx", "pick"]),  # (17, 2)
+        node("rows", "ConcatV2", ["picked", "scores", "axis1"]),  # (17, 3)
+        node("batch", "ExpandDims", ["rows", "axis0"]),
+        node("Identity", "ExpandDims", ["batch", "axis0"]),  # (1, 1, 17, 3)
     ]
     return write_graph(folder, nodes, consts, quantize=False)
