@@ -2,10 +2,10 @@
 labels, found with the teacher (:mod:`model_export.teacher`).
 
 LSPET's labels were gathered on Amazon Mechanical Turk, and some annotators marked left and right as the camera
-sees them rather than as the person's own. For each person of the source the teacher labels the person's box;
-when the labels mirrored (left <-> right) agree with it on at least ``--margin`` more of the 12 limb joints than the
-labels as they are, and on at least ``--min-agree`` of them, the person is listed. Agreement is PCK@0.2 of the
-torso. Training's ``--mirrored FILE`` reads the list and swaps those labels back.
+sees them rather than as the person's own. For each upright person of the source (:data:`UPRIGHT`) the teacher
+labels the person's box; when the labels mirrored (left <-> right) agree with it on at least ``--margin`` more of
+the 12 limb joints than the labels as they are, and on at least ``--min-agree`` of them, the person is listed.
+Agreement is PCK@0.2 of the torso. Training's ``--mirrored FILE`` reads the list and swaps those labels back.
 
 The output is small and names only image files (no labels, no pixels), so it can be committed beside the code.
 Like :mod:`evaluation.pseudo_labels` it sits above ``model_export`` because it runs the service's image decoding.
@@ -30,6 +30,17 @@ from pose.layout import MPII
 from service.imaging.decode import decode_rgb, open_image
 
 THRESHOLD = 0.2  # PCK@0.2 of the torso: what "agrees" means
+UPRIGHT = 0.5  # audited only when the shoulders are at least this many torsos above the hips: the teacher (trained
+# on COCO's mostly upright people) is not trusted to tell left from right on people upside down or lying
+
+
+def upright(record: PersonRecord) -> bool:
+    """Both shoulders and both hips labelled, and the shoulders' midpoint :data:`UPRIGHT` torsos above the hips'."""
+    joints = [MPII.names.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    if not record.labelled[joints].all():
+        return False
+    shoulders, hips = record.joints[joints[:2]].mean(axis=0), record.joints[joints[2:]].mean(axis=0)
+    return hips[1] - shoulders[1] >= UPRIGHT * record.torso_size()
 
 
 def agreement(record: PersonRecord, teacher_points: np.ndarray) -> tuple[int, int]:
@@ -46,11 +57,11 @@ def agreement(record: PersonRecord, teacher_points: np.ndarray) -> tuple[int, in
 def audit(records: list[PersonRecord], teacher: Teacher, margin: int, min_agree: int) -> tuple[list[str], dict]:
     """File names (relative to the source's images) of the people whose labels are mirrored, and counts."""
     mirrored: list[str] = []
-    counts = {"people": 0, "without a torso": 0, "mirrored": 0}
+    counts = {"people": 0, "not upright or without a torso": 0, "mirrored": 0}
     for record in records:
         counts["people"] += 1
-        if record.torso_size() <= 0:
-            counts["without a torso"] += 1
+        if record.torso_size() <= 0 or not upright(record):
+            counts["not upright or without a torso"] += 1
             continue
         image = np.asarray(decode_rgb(open_image(record.image.read_bytes(), MAX_PIXELS)).image)
         labels = teacher.label(image, record.box())
