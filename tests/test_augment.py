@@ -11,6 +11,8 @@ from model_export.data.augment import (
     CropParams,
     color_jitter,
     inside_crop,
+    paste_person,
+    person_mask,
     top_down_sample,
     warp_image,
 )
@@ -129,3 +131,36 @@ def test_invalid_crops_raise() -> None:
         Affine.from_matrix(np.eye(3))
     with pytest.raises(ValueError):
         Affine.from_matrix(np.zeros((2, 3))).inverse()
+
+
+def test_a_person_mask_covers_the_limbs_and_nothing_far_from_them() -> None:
+    joints = np.zeros((16, 2))
+    labelled = np.zeros(16, bool)
+    for name, point in {"right_shoulder": (100, 60), "right_elbow": (100, 120), "right_wrist": (100, 180)}.items():
+        joints[MPII.names.index(name)] = point
+        labelled[MPII.names.index(name)] = True
+    mask = person_mask((256, 256), joints, labelled, MPII)
+    assert mask.shape == (256, 256) and mask.dtype == np.float32
+    assert mask[90, 100] > 0.95 and mask[150, 100] > 0.95  # along the arm
+    assert mask[120, 200] == 0.0 and mask[20, 20] == 0.0  # far from it
+    assert 0.0 < mask[120, 100 + 14] < 1.0  # a soft edge
+
+
+def test_a_pasted_person_lands_to_one_side_and_leaves_the_centre_alone() -> None:
+    image = np.zeros((256, 256, 3), np.float32)
+    person = np.ones((256, 256, 3), np.float32)
+    mask = np.zeros((256, 256), np.float32)
+    mask[:, 118:138] = 1.0  # a vertical band through the middle of the pasted crop
+    sides, shown = set(), 0
+    for seed in range(20):
+        pasted = paste_person(image, person, mask, np.random.default_rng(seed))
+        assert not image.any()  # the input is not changed
+        columns = np.flatnonzero(pasted[128, :, 0] > 0.5)
+        if len(columns) == 0:  # the pasted person's band fell beyond the crop's edge
+            continue
+        shown += 1
+        centre = columns.mean()
+        assert abs(centre - 128) >= 0.3 * 256 * 0.95  # moved sideways by 30-60% of the width
+        assert np.all(pasted[:, 120:136] == 0)  # the crop's own person, in the centre, stays visible
+        sides.add(centre > 128)
+    assert sides == {True, False} and shown >= 12  # both sides happen, and most draws show the pasted person

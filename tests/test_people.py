@@ -131,3 +131,19 @@ def test_mpii_records_need_no_head_boxes_and_know_who_is_alone(tmp_path: Path) -
     np.testing.assert_array_equal(records[0].joints, np.asarray(joints) - 1.0)
     with pytest.raises(DataError, match="not found"):
         mpii_records(tmp_path / "nowhere", annotations)
+
+
+def test_a_distractor_is_pasted_into_training_crops_only_and_the_labels_stay(photo: Path, tmp_path: Path) -> None:
+    """With distractor_prob 1 every training box crop gets another person of the set pasted beside its own: the
+    pixels change, the targets and weights do not; evaluation crops never change."""
+    other = tmp_path / "other.jpg"
+    Image.fromarray(np.full((200, 150, 3), 255, np.uint8)).save(other)  # a white person on white
+    records = [person(photo, 0), person(other, 1)]
+    plain = PersonDataset(records, train=True, seed=5)
+    distracted = PersonDataset(records, train=True, seed=5, distractor_prob=1.0)
+    a, b = plain[0], distracted[0]
+    assert (b["image"] > a["image"] + 0.05).mean() > 0.02  # white pasted in
+    for key in ("target", "weight", "keypoints", "inverse"):
+        np.testing.assert_array_equal(a[key], b[key])
+    evaluation = PersonDataset(records, distractor_prob=1.0)
+    np.testing.assert_array_equal(evaluation[0]["image"], PersonDataset(records)[0]["image"])

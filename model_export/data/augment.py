@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from pose.codec import HeatmapCodec
 from pose.contract import DEFAULT_HEATMAP_STRIDE, DEFAULT_INPUT_SIZE
 from pose.geometry import Affine
-from pose.layout import MPII
+from pose.layout import MPII, KeypointLayout
 
 INPUT_SIZE: tuple[int, int] = DEFAULT_INPUT_SIZE  # (H, W)
 TARGET_SIGMA = 1.0
@@ -140,6 +140,65 @@ def occlude(
             out[y : y + h, x : x + w] = image[sy : sy + h, sx : sx + w]
         else:
             out[y : y + h, x : x + w] = rng.uniform(0.0, 1.0, size=3).astype(np.float32)
+    return out
+
+
+def person_mask(size: tuple[int, int], joints: np.ndarray, labelled: np.ndarray, layout: KeypointLayout) -> np.ndarray:
+    """A soft float (H, W) mask of a person drawn from their labelled joints: thick limbs, the torso's polygon and
+    a head disc, blurred at the edge. ``size`` is (H, W); ``joints`` (K, 2) in its pixels."""
+    height, width = size
+    mask = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(mask)
+    thickness = max(3, round(0.09 * height))
+    points = [tuple(map(float, p)) for p in joints]
+    for a, b in layout.skeleton:
+        if labelled[a] and labelled[b]:
+            draw.line([points[a], points[b]], fill=255, width=thickness)
+    for j in np.flatnonzero(labelled):
+        x, y = points[j]
+        draw.ellipse([x - thickness / 2, y - thickness / 2, x + thickness / 2, y + thickness / 2], fill=255)
+    corners = ("right_shoulder", "left_shoulder", "left_hip", "right_hip")
+    torso = [layout.names.index(n) for n in corners if n in layout.names]
+    if len(torso) == 4 and all(labelled[j] for j in torso):
+        draw.polygon([points[j] for j in torso], fill=255)
+    head = [layout.names.index(n) for n in ("upper_neck", "head_top") if n in layout.names]
+    if len(head) == 2 and all(labelled[j] for j in head):
+        (x0, y0), (x1, y1) = points[head[0]], points[head[1]]
+        cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, 0.6 * float(np.hypot(x1 - x0, y1 - y0))
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    blurred = mask.filter(ImageFilter.GaussianBlur(max(1.0, thickness / 6)))
+    return np.asarray(blurred, np.float32) / 255.0
+
+
+def paste_person(
+    image: np.ndarray,
+    person: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.7, 1.1),
+    offset: tuple[float, float] = (0.3, 0.6),
+) -> np.ndarray:
+    """Another person (a float (H, W, 3) crop and its :func:`person_mask`) pasted into the float (H, W, 3) crop
+    ``image``, scaled by ``scale`` and moved sideways by ``offset`` x the crop's width (left or right) so that the
+    crop's own person stays the one in the centre, now beside or behind someone, as in COCO's crowds."""
+    height, width = image.shape[:2]
+    s = float(rng.uniform(*scale))
+    h, w = max(1, round(person.shape[0] * s)), max(1, round(person.shape[1] * s))
+    shrunk = np.asarray(
+        Image.fromarray(np.uint8(np.clip(person, 0, 1) * 255)).resize((w, h), Image.Resampling.BILINEAR)
+    )
+    alpha = np.asarray(Image.fromarray(np.uint8(mask * 255)).resize((w, h), Image.Resampling.BILINEAR)) / 255.0
+    side = 1 if rng.random() < 0.5 else -1
+    cx = width / 2 + side * float(rng.uniform(*offset)) * width
+    cy = height / 2 + float(rng.uniform(-0.1, 0.1)) * height
+    x0, y0 = round(cx - w / 2), round(cy - h / 2)
+    ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(width, x0 + w), min(height, y0 + h)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return image
+    out = image.copy()
+    a = alpha[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0, None].astype(np.float32)
+    src = shrunk[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(np.float32) / 255.0
+    out[iy0:iy1, ix0:ix1] = a * src + (1 - a) * out[iy0:iy1, ix0:ix1]
     return out
 
 

@@ -25,7 +25,14 @@ import numpy as np
 from PIL import Image
 
 from model_export.data import lsp
-from model_export.data.augment import AugmentConfig, default_codec, top_down_sample
+from model_export.data.augment import (
+    AugmentConfig,
+    CropParams,
+    default_codec,
+    paste_person,
+    person_mask,
+    top_down_sample,
+)
 from model_export.data.coco import CocoDataError, load
 from model_export.data.mpii import MPIIDataError, load_annotations, require_file
 from model_export.metrics import head_size_from_box
@@ -42,6 +49,9 @@ MIN_BOX_SIDE = 8.0  # pixels: a box from one or two joints still gets a usable s
 
 # Extra sample keys (beside those of model_export.data.augment) for scoring.
 TORSO_SIZE = "torso_size"  # () torso diameter in crop pixels, 0 where a torso joint is unlabelled
+
+
+MIN_DISTRACTOR_JOINTS = 6  # a pasted person needs this many joints in view to look like one
 
 
 class DataError(Exception):
@@ -265,6 +275,7 @@ class PersonDataset:
     whole_augment: AugmentConfig = WHOLE_IMAGE_AUGMENT
     whole_image_prob: float = 0.0
     truncate_prob: float = 0.0
+    distractor_prob: float = 0.0  # chance of another person of the set pasted beside the crop's (:func:`paste_person`)
     whole_image: bool = False
     seed: int = 0
     epoch: int = 0
@@ -316,6 +327,34 @@ class PersonDataset:
             config=config,
             flip_index=self.layout.flip_index,
         )
+        distract = rng is not None and not whole and self.distractor_prob > 0 and len(self) > 1
+        if distract and rng.random() < self.distractor_prob:
+            sample["image"] = self.with_distractor(sample["image"], index, rng)
         # in the un-augmented crop's pixels: exact for evaluation samples (train=False)
         sample[TORSO_SIZE] = np.float32(record.torso_size() * self.codec.input_size[0] / side)
         return sample
+
+    def with_distractor(self, pixels: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
+        """The (3, H, W) crop with another person of the set pasted beside its own (cut out along their joints);
+        unchanged when that person has fewer than :data:`MIN_DISTRACTOR_JOINTS` joints in their crop."""
+        other = int(rng.integers(len(self) - 1))
+        other += other >= index
+        record = self.records[other]
+        centre, side = box_square(record.box())
+        person = top_down_sample(
+            self.load_image(other),
+            record.joints,
+            record.labelled,
+            centre,
+            side,
+            record.head_size(),
+            codec=self.codec,
+            params=CropParams(flip=bool(rng.random() < 0.5)),
+            flip_index=self.layout.flip_index,
+        )
+        shown = person["visible"] > 0
+        if shown.sum() < MIN_DISTRACTOR_JOINTS:
+            return pixels
+        mask = person_mask(self.codec.input_size, person["keypoints"], shown, self.layout)
+        pasted = paste_person(pixels.transpose(1, 2, 0), person["image"].transpose(1, 2, 0), mask, rng)
+        return np.ascontiguousarray(pasted.transpose(2, 0, 1), dtype=np.float32)

@@ -91,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--occlusion-prob", type=float, default=0.0, help="share of real crops with a patch covering part of them"
     )
+    group.add_argument(
+        "--distractor-prob",
+        type=float,
+        default=0.0,
+        help="share of real box crops with another person of the same source pasted beside theirs",
+    )
 
 
 def _folder(args: Any, name: str) -> Path:
@@ -122,6 +128,7 @@ def mixed_training_set(args: Any, codec: HeatmapCodec) -> MixedDataset:
                 augment=replace(REAL_AUGMENT, occlusion_prob=args.occlusion_prob),
                 whole_image_prob=args.whole_image_prob,
                 truncate_prob=args.truncate_prob,
+                distractor_prob=getattr(args, "distractor_prob", 0.0),
                 seed=args.seed,
             )
         )

@@ -31,6 +31,7 @@ class TrainConfig:
     staged: Path | None = None  # shards of `python -m model_export stage`, read instead of the datasets
     truncate_prob: float = 0.0
     occlusion_prob: float = 0.0
+    distractor_prob: float = 0.0
     mpii_images: str | None = None
     mpii_train: str | None = None
     mpii_val: str | None = None
@@ -72,6 +73,7 @@ class TrainConfig:
         bad = [f"--{name.replace('_', '-')} {value}" for name, value in positive.items() if value < 1]
         shares = {"whole_image_prob": self.whole_image_prob, "truncate_prob": self.truncate_prob}
         shares["occlusion_prob"] = self.occlusion_prob
+        shares["distractor_prob"] = self.distractor_prob
         bad += [
             f"--{name.replace('_', '-')} {value} (a share in [0, 1])"
             for name, value in shares.items()
