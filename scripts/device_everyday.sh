@@ -4,6 +4,8 @@
 # Here, once: stage the real training people into shards that fit a call (outside the tree, never committed):
 #   .venv/bin/python -m model_export stage --out runs/staged --data-root ../shared/data \
 #     --mpii-images ../shared/data/mpii_subset/images --mpii-train ../shared/data/mpii_subset/annotations.json
+# (with a pseudo-labelled folder of `python -m model_export pseudo-label`: add --sources lsp,lspet,mpii,coco,pseudo,
+# lsp-val --pseudo DIR there, and pseudo to the mix here: EVERYDAY_MIX=lsp:2,lspet:4,mpii:2,coco:4,pseudo:4,...)
 # Each device call carries the working tree plus its `carry` paths, 64 MiB in all: the tracked tree is about 43 MiB
 # (a test keeps it under 47), so one call carries one shard (16 MiB, the staging default) and, on a machine that is
 # still warm, finds the shards and the run that earlier calls left there (runs/ is ignored, so it stays):

@@ -18,6 +18,7 @@ from model_export.__main__ import main
 from model_export.data.coco import COCO_TO_MPII
 from model_export.data.people import coco_records
 from model_export.data.sources import mixed_training_set
+from model_export.data.staging import staged_records
 from model_export.teacher import FILES, Teacher, TeacherError, sha256
 from pose.codec import HeatmapCodec
 from tests.helpers.server import REPO_ROOT
@@ -162,6 +163,9 @@ def test_the_tool_labels_the_given_boxes_and_training_reads_the_folder(tmp_path:
                      whole_image_prob=0.25, truncate_prob=0.0, seed=0)  # fmt: skip
     sample = mixed_training_set(args, HeatmapCodec())[0]
     assert sample["image"].shape == (3, 256, 256) and sample["weight"].sum() > 0
+    staged = tmp_path / "staged"  # and it shards for a GPU machine like the other sources
+    assert main(["stage", "--out", str(staged), "--sources", "pseudo", "--pseudo", str(out), "--everywhere", ""]) == 0
+    assert len(staged_records(staged, ["pseudo"])["pseudo"]) == 3
 
     # a stricter threshold than the teacher's scores keeps nobody; a check against wrong labels scores 0
     strict = tmp_path / "strict"
