@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         type=Path,
         action="append",
-        help="a label-audit list: swap left and right back for its source's people it names (repeatable)",
+        help="a label-audit list: swap left and right back for its source's people it names (repeatable; applied "
+        "when the datasets are read, so a staged run gets it from `stage`)",
     )
     group.add_argument(
         "--staged",
