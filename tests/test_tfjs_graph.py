@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from model_export.tfjs_graph import TfjsGraph, TfjsGraphError, read_weights
-from tests.helpers.tfjs_graphs import ONES, brightest_spot_teacher, node, placeholder, text, write_graph
+from tests.helpers.tfjs_graphs import (
+    ONES,
+    brightest_spot_teacher,
+    fused_conv,
+    node,
+    placeholder,
+    text,
+    write_graph,
+)
 
 
 def write_nanodet_like(folder: Path, quantize: bool = True) -> dict[str, np.ndarray]:
@@ -137,23 +145,21 @@ def test_movenet_s_fused_and_depthwise_convolutions_compute_what_tensorflow_does
         "dw2": rng.normal(size=(3, 3, 3, 1)).astype(np.float32),
         "dw2_bias": rng.normal(size=(3,)).astype(np.float32),
     }
-    conv = {"dilations": ONES, "data_format": text("NHWC"), "padding": text("SAME")}
-
-    def fused(*ops: str) -> dict:
-        return {"fused_ops": {"list": {"s": [text(op)["s"] for op in ops]}}, "num_args": {"i": "1"}}
-
+    same = {"padding": text("SAME")}
     stride2 = {"list": {"i": ["1", "2", "2", "1"]}}
+    depthwise = dict(strides=ONES, dilations=ONES, data_format=text("NHWC"), **same)
     nodes = [
         placeholder("x", (1, 7, 6, 2)),
-        node("dw_out", "DepthwiseConv2dNative", ["x", "dw"], strides=ONES, **conv),
-        node("pw_out", "_FusedConv2D", ["dw_out", "pw", "pw_bias"], strides=ONES, **conv, **fused("BiasAdd", "Relu6")),
-        node(
+        node("dw_out", "DepthwiseConv2dNative", ["x", "dw"], **depthwise),
+        fused_conv("pw_out", ["dw_out", "pw", "pw_bias"], "BiasAdd", "Relu6", **same),
+        fused_conv(
             "out",
-            "FusedDepthwiseConv2dNative",
             ["pw_out", "dw2", "dw2_bias"],
+            "BiasAdd",
+            "Relu",
+            op="FusedDepthwiseConv2dNative",
             strides=stride2,
-            **conv,
-            **fused("BiasAdd", "Relu"),
+            **same,
         ),  # fmt: skip
     ]
     write_graph(tmp_path, nodes, consts, quantize=False)
@@ -169,20 +175,7 @@ def test_movenet_s_fused_and_depthwise_convolutions_compute_what_tensorflow_does
 
 def test_an_unknown_fused_activation_is_a_clear_error(tmp_path: Path) -> None:
     consts = {"k": np.ones((1, 1, 1, 1), np.float32), "b": np.zeros((1,), np.float32)}
-    fused = {"fused_ops": {"list": {"s": [text("BiasAdd")["s"], text("Elu")["s"]]}}}
-    nodes = [
-        placeholder("x", (1, 2, 2, 1)),
-        node(
-            "out",
-            "_FusedConv2D",
-            ["x", "k", "b"],
-            strides=ONES,
-            dilations=ONES,
-            padding=text("VALID"),
-            data_format=text("NHWC"),
-            **fused,
-        ),  # fmt: skip
-    ]
+    nodes = [placeholder("x", (1, 2, 2, 1)), fused_conv("out", ["x", "k", "b"], "BiasAdd", "Elu")]
     write_graph(tmp_path, nodes, consts, quantize=False)
     with pytest.raises(TfjsGraphError, match="fused ops"):
         TfjsGraph(tmp_path / "model.json", ["out"])

@@ -1,7 +1,7 @@
 """Small TensorFlow.js graph models written here (``model.json`` + one weight file), for the rebuild's tests.
 
 - :func:`write_graph`: any nodes and constants, float32 constants optionally stored as float16 (as the packaged
-  models are).
+  models are); :func:`fused_conv` writes grappler's fused convolution node.
 - :func:`brightest_spot_teacher`: a graph with MoveNet's contract (int32 ``(1, S, S, 3)`` -> ``(1, 1, 17, 3)``
   ``(y, x, score)``) whose 17 keypoints all sit on the brightest pixel of its input, built from the ops MoveNet
   itself uses: where a teacher's keypoints land in a photo then follows from geometry alone.
@@ -56,38 +56,34 @@ def write_graph(
     return folder / "model.json"
 
 
-def brightest_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -> Path:
-    """The MoveNet-contract graph whose every keypoint is the brightest input pixel's centre (the first in
-    row-major order on a tie), as fractions of the input's side, with score ``score``."""
+def fused_conv(name: str, inputs: list[str], *ops: str, op: str = "_FusedConv2D", **attr: Any) -> dict[str, Any]:
+    """A grappler-fused convolution node (``op``: ``_FusedConv2D`` or ``FusedDepthwiseConv2dNative``) running
+    ``ops`` after it (e.g. ``"BiasAdd", "Relu"``); stride 1, VALID, NHWC unless ``attr`` says otherwise."""
+    conv = {"strides": ONES, "dilations": ONES, "padding": text("VALID"), "data_format": text("NHWC"), **attr}
+    fused = {"list": {"s": [text(fused_op)["s"] for fused_op in ops]}}
+    return node(name, op, inputs, fused_ops=fused, num_args={"i": "1"}, **conv)
+
+
+def spot_finder(side: int, kernel: np.ndarray) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Constants and nodes from an int32 ``(1, side, side, 3)`` input ``input`` to ``y`` and ``x``, each ``(1, C)``:
+    the centre of the pixel where channel ``c`` of ``relu(1x1 convolution by kernel (1, 1, 3, C))`` peaks (the first
+    in row-major order on a tie), as fractions of the side."""
+    channels = kernel.shape[-1]
     consts = {
-        "grey": np.full((1, 1, 3, 1), 1.0, np.float32),  # 1x1 convolution: the channels' sum
-        "zero": np.zeros((1,), np.float32),
-        "flat_shape": np.array([1, -1, 1], np.int32),
+        "kernel": kernel.astype(np.float32),
+        "zero": np.zeros((channels,), np.float32),
+        "flat_shape": np.array([1, -1, channels], np.int32),
         "axis1": np.array(1, np.int32),
         "side": np.array(side, np.int32),
         "half": np.array(0.5, np.float32),
         "per_side": np.array(1.0 / side, np.float32),
-        "score": np.full((1, 1), score, np.float32),
-        "axis_last": np.array(-1, np.int32),
-        "all_keypoints": np.ones((1, 1, 17, 1), np.float32),
-        "axis0": np.array(0, np.int32),
     }
     nodes = [
         placeholder("input", (1, side, side, 3), "DT_INT32"),
         node("float", "Cast", ["input"], DstT={"type": "DT_FLOAT"}),
-        node(
-            "brightness",
-            "_FusedConv2D",
-            ["float", "grey", "zero"],
-            strides=ONES,
-            dilations=ONES,
-            padding=text("VALID"),
-            data_format=text("NHWC"),
-            fused_ops={"list": {"s": [text("BiasAdd")["s"], text("Relu")["s"]]}},
-            num_args={"i": "1"},
-        ),
-        node("flat", "Reshape", ["brightness", "flat_shape"]),
-        node("index", "ArgMax", ["flat", "axis1"]),
+        fused_conv("response", ["float", "kernel", "zero"], "BiasAdd", "Relu"),
+        node("flat", "Reshape", ["response", "flat_shape"]),  # (1, side * side, C)
+        node("index", "ArgMax", ["flat", "axis1"]),  # (1, C)
         node("row", "FloorDiv", ["index", "side"]),
         node("row_start", "Mul", ["row", "side"]),
         node("col", "Sub", ["index", "row_start"]),
@@ -97,6 +93,20 @@ def brightest_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -
         node("col_c", "AddV2", ["col_f", "half"]),
         node("y", "Mul", ["row_c", "per_side"]),
         node("x", "Mul", ["col_c", "per_side"]),
+    ]
+    return consts, nodes
+
+
+def brightest_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -> Path:
+    """The MoveNet-contract graph whose every keypoint is the brightest input pixel's centre (the first in
+    row-major order on a tie), as fractions of the input's side, with score ``score``."""
+    consts, nodes = spot_finder(side, np.ones((1, 1, 3, 1)))  # the channels' sum
+    consts |= {
+        "score": np.full((1, 1), score, np.float32),
+        "all_keypoints": np.ones((1, 1, 17, 1), np.float32),
+        "axis0": np.array(0, np.int32),
+    }
+    nodes += [
         node("yxs", "Pack", ["y", "x", "score"], axis={"i": "2"}),  # (1, 1, 3)
         node("expanded", "ExpandDims", ["yxs", "axis0"]),  # (1, 1, 1, 3)
         node("Identity", "Mul", ["expanded", "all_keypoints"]),  # (1, 1, 17, 3)
@@ -110,45 +120,15 @@ LEFT_AND_NOSE = (0, 1, 3, 5, 7, 9, 11, 13, 15)  # COCO's nose and left keypoints
 def two_spot_teacher(folder: Path, side: int = 256, score: float = 0.75) -> Path:
     """The MoveNet-contract graph whose nose and left keypoints sit on the reddest input pixel and whose right
     keypoints sit on the greenest (pixel centres, as fractions of the side): a teacher with a left and a right."""
+    redness_greenness = np.array([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]).reshape(1, 1, 3, 2)
+    consts, nodes = spot_finder(side, redness_greenness)
     channel = [0 if k in LEFT_AND_NOSE else 1 for k in range(17)]
-    consts = {
-        "colours": np.array([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], np.float32).reshape(1, 1, 3, 2),
-        "zero2": np.zeros((2,), np.float32),
-        "flat_shape": np.array([1, -1, 2], np.int32),
-        "axis1": np.array(1, np.int32),
-        "axis2": np.array(2, np.int32),
-        "side": np.array(side, np.int32),
-        "half": np.array(0.5, np.float32),
-        "per_side": np.array(1.0 / side, np.float32),
+    consts |= {
         "pick": np.array([[0, c] for c in channel], np.int32),
         "scores": np.full((17, 1), score, np.float32),
         "axis0": np.array(0, np.int32),
     }
-    nodes = [
-        placeholder("input", (1, side, side, 3), "DT_INT32"),
-        node("float", "Cast", ["input"], DstT={"type": "DT_FLOAT"}),
-        node(
-            "redness_greenness",
-            "_FusedConv2D",
-            ["float", "colours", "zero2"],
-            strides=ONES,
-            dilations=ONES,
-            padding=text("VALID"),
-            data_format=text("NHWC"),
-            fused_ops={"list": {"s": [text("BiasAdd")["s"], text("Relu")["s"]]}},
-            num_args={"i": "1"},
-        ),
-        node("flat", "Reshape", ["redness_greenness", "flat_shape"]),  # (1, side * side, 2)
-        node("index", "ArgMax", ["flat", "axis1"]),  # (1, 2)
-        node("row", "FloorDiv", ["index", "side"]),
-        node("row_start", "Mul", ["row", "side"]),
-        node("col", "Sub", ["index", "row_start"]),
-        node("row_f", "Cast", ["row"], DstT={"type": "DT_FLOAT"}),
-        node("col_f", "Cast", ["col"], DstT={"type": "DT_FLOAT"}),
-        node("row_f_c", "AddV2", ["row_f", "half"]),
-        node("col_f_c", "AddV2", ["col_f", "half"]),
-        node("y", "Mul", ["row_f_c", "per_side"]),
-        node("x", "Mul", ["col_f_c", "per_side"]),
+    nodes += [
         node("yx", "Pack", ["y", "x"], axis={"i": "2"}),  # (1, 2 channels, 2)
         node("picked", "GatherNd", ["yx", "pick"]),  # (17, 2)
         node("rows", "ConcatV2", ["picked", "scores", "axis1"]),  # (17, 3)
