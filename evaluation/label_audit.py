@@ -8,7 +8,8 @@ the 12 limb joints than the labels as they are, and on at least ``--min-agree`` 
 Agreement is PCK@0.2 of the torso. Training's ``--mirrored FILE`` reads the list and swaps those labels back.
 
 The output is small and names only image files (no labels, no pixels), so it can be committed beside the code.
-Like :mod:`evaluation.pseudo_labels` it sits above ``model_export`` because it runs the service's image decoding.
+Like :mod:`evaluation.pseudo_labels` (whose :func:`~evaluation.pseudo_labels.teacher_points` it uses) it sits above
+``model_export`` because it runs the service's image decoding.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.pseudo_labels import DEFAULT_TEACHER, MAX_PIXELS
+from evaluation.pseudo_labels import DEFAULT_TEACHER, teacher_points
 from model_export.data import sources
 from model_export.data.coco import COCO_TO_MPII
 from model_export.data.people import DataError, PersonRecord
 from model_export.provenance import stamp
 from model_export.teacher import Teacher, TeacherError
 from pose.layout import MPII
-from service.imaging.decode import decode_rgb, open_image
 
 THRESHOLD = 0.2  # PCK@0.2 of the torso: what "agrees" means
 UPRIGHT = 0.5  # audited only when the shoulders are at least this many torsos above the hips: the teacher (trained
@@ -63,12 +63,7 @@ def audit(records: list[PersonRecord], teacher: Teacher, margin: int, min_agree:
         if record.torso_size() <= 0 or not upright(record):
             counts["not upright or without a torso"] += 1
             continue
-        image = np.asarray(decode_rgb(open_image(record.image.read_bytes(), MAX_PIXELS)).image)
-        labels = teacher.label(image, record.box())
-        points = np.zeros((MPII.num_joints, 2))
-        for coco, mpii in COCO_TO_MPII.items():
-            points[mpii] = labels.keypoints[coco]
-        as_is, flipped = agreement(record, points)
+        as_is, flipped = agreement(record, teacher_points(teacher, record))
         if flipped >= as_is + margin and flipped >= min_agree:
             mirrored.append(record.image.name)
             counts["mirrored"] += 1

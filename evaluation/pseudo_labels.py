@@ -34,7 +34,7 @@ import numpy as np
 
 from evaluation import served
 from model_export.data.coco import COCO_KEYPOINTS, COCO_TO_MPII, PERSON_CATEGORY
-from model_export.data.people import DataError, coco_records
+from model_export.data.people import DataError, PersonRecord, coco_records
 from model_export.provenance import stamp
 from model_export.teacher import Teacher, TeacherError
 from pose.errors import PoseError
@@ -133,17 +133,27 @@ def given_boxes(path: Path) -> dict[str, list[Box]]:
     return boxes
 
 
+def teacher_points(teacher: Teacher, record: PersonRecord) -> np.ndarray:
+    """The teacher's keypoints for a labelled person (given its box) as ``(16, 2)`` points in MPII's order; the
+    joints COCO has no keypoint for (neck, head top, pelvis, thorax) stay at 0."""
+    image = np.asarray(decode_rgb(open_image(record.image.read_bytes(), MAX_PIXELS)).image)
+    labels = teacher.label(image, record.box())
+    points = np.zeros((len(record.joints), 2))
+    for coco, mpii in COCO_TO_MPII.items():
+        points[mpii] = labels.keypoints[coco]
+    return points
+
+
 def teacher_check(teacher: Teacher, annotations: Path, images: Path, split: str | None) -> dict[str, Any]:
     """The teacher's PCK@0.2 (of the torso) over the 12 limb joints of a labelled COCO file, with its boxes."""
     records = [r for r in coco_records(annotations, images, split=split) if r.torso_size() > 0]
     hits = scored = 0
     for record in records:
-        image = np.asarray(decode_rgb(open_image(record.image.read_bytes(), MAX_PIXELS)).image)
-        labels = teacher.label(image, record.box())
-        for coco, mpii in COCO_TO_MPII.items():
+        points = teacher_points(teacher, record)
+        for mpii in COCO_TO_MPII.values():
             if record.labelled[mpii]:
                 scored += 1
-                hits += bool(np.linalg.norm(labels.keypoints[coco] - record.joints[mpii]) <= 0.2 * record.torso_size())
+                hits += bool(np.linalg.norm(points[mpii] - record.joints[mpii]) <= 0.2 * record.torso_size())
     return {
         "annotations": str(annotations),
         "split": split,
