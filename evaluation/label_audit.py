@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.pseudo_labels import DEFAULT_TEACHER, teacher_points
-from model_export.data import sources
+from model_export.data import mpii, sources
 from model_export.data.coco import COCO_TO_MPII
 from model_export.data.people import DataError, PersonRecord
 from model_export.provenance import stamp
@@ -77,9 +77,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=int, default=4, help="mirrored agrees on this many more limb joints")
     parser.add_argument("--min-agree", type=int, default=8, help="and on at least this many")
     parser.add_argument("--limit", type=int, help="only the first N people")
+    mpii.add_arguments(parser, splits=("train",))
     sources.add_arguments(parser)
-    parser.add_argument("--mpii-images", help="the MPII images folder (for --source mpii)")
-    parser.add_argument("--mpii-train", help="an MMPose-format MPII list (for --source mpii)")
 
 
 def run(args: argparse.Namespace) -> int:
